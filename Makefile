@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make repro` and `make test`.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: install repro test test-slow bench grid clean-venv
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	# torch/torchvision first, pinned to the builds on this machine's disk (others download gigabytes).
+	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+repro: install
+	dvc repro
+
+test: install
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+bench: install
+	$(PY) benchmarks/run_all.py
+
+# make grid MODELS="resnet56 vgg16" REPRESENTATIONS="stft dwt" JOBS=2
+MODELS ?= alexnet googlenet resnet18 resnet34 resnet56 vgg16
+REPRESENTATIONS ?= stft dwt stft_tonnetz dwt_tonnetz
+JOBS ?= 1
+grid: install
+	$(PY) -m advaudio.report.grid --models $(MODELS) --representations $(REPRESENTATIONS) --jobs $(JOBS)

@@ -1,0 +1,344 @@
+"""The one validated configuration: ``params.yaml`` read into frozen dataclasses.
+
+Every stage calls :func:`load_params`; unknown keys, wrong types and out-of-range values raise
+:class:`~advaudio.errors.ConfigError` naming the key, the value and what was expected. Names that pick
+from a registry (dataset, representation, model, attacks) are checked by :func:`validate_choices`, which
+imports the registries lazily so that light stages stay light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from advaudio.errors import ConfigError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The built-in synthetic dataset (written in the ESC-50 layout under ``build/synth``)."""
+
+    n_classes: int = 10
+    clips_per_class: int = 40
+    clips_per_source: int = 2
+    clip_seconds: float = 2.0
+    sample_rate: int = 22050
+    n_folds: int = 5
+    snr_db_min: float = 5.0
+    snr_db_max: float = 25.0
+
+    def __post_init__(self) -> None:
+        _check_range("synth.n_classes", self.n_classes, 2, 10)
+        _check_range("synth.clips_per_class", self.clips_per_class, 2, None)
+        _check_range("synth.clips_per_source", self.clips_per_source, 1, None)
+        _check_range("synth.clip_seconds", self.clip_seconds, 0.1, 60.0)
+        _check_range("synth.sample_rate", self.sample_rate, 4000, 192000)
+        _check_range("synth.n_folds", self.n_folds, 2, 10)
+        if self.snr_db_min > self.snr_db_max:
+            raise ConfigError(
+                f"synth.snr_db_min ({self.snr_db_min}) must not exceed synth.snr_db_max ({self.snr_db_max})"
+            )
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """How raw audio is decoded: target rate, clip length (0 = the dataset's own) and bad-file policy."""
+
+    sample_rate: int = 22050
+    clip_seconds: float = 0.0
+    skip_bad_files: bool = False
+
+    def __post_init__(self) -> None:
+        _check_range("audio.sample_rate", self.sample_rate, 4000, 192000)
+        _check_range("audio.clip_seconds", self.clip_seconds, 0.0, 60.0)
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Evaluation protocol: the official folds, or the study's 70/30 holdout with k-fold CV."""
+
+    protocol: str = "official"
+    test_fold: int = 1
+    holdout: float = 0.3
+    cv_folds: int = 5
+
+    def __post_init__(self) -> None:
+        _check_choice("split.protocol", self.protocol, ["official", "paper"])
+        _check_range("split.test_fold", self.test_fold, 1, 10)
+        _check_range("split.holdout", self.holdout, 0.05, 0.95)
+        _check_range("split.cv_folds", self.cv_folds, 2, 20)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Pitch-shift augmentation of training clips; scales are frequency ratios (12*log2(s) semitones)."""
+
+    scales: tuple[float, ...] = (0.75, 0.9, 1.15, 1.5)
+
+    def __post_init__(self) -> None:
+        for s in self.scales:
+            _check_range("augment.scales[]", s, 0.25, 4.0)
+        if len(set(self.scales)) != len(self.scales):
+            raise ConfigError(f"augment.scales has duplicates: {list(self.scales)}")
+
+
+@dataclass(frozen=True)
+class SpectrogramConfig:
+    """2D representation settings. ``height`` x ``width`` is the spectrogram's size after resizing;
+    tonnetz representations append ``tonnetz_height`` more rows."""
+
+    height: int = 32
+    width: int = 32
+    tonnetz_height: int = 16
+    n_fft: int = 2048
+    hop_length: int = 512
+    dwt_sample_rate: int = 16000
+    dwt_scales: int = 128
+    dwt_fmin: float = 40.0
+    dwt_cycles: float = 6.0
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        _check_range("spectrogram.height", self.height, 8, 4096)
+        _check_range("spectrogram.width", self.width, 8, 4096)
+        _check_range("spectrogram.tonnetz_height", self.tonnetz_height, 1, 4096)
+        _check_range("spectrogram.n_fft", self.n_fft, 16, 65536)
+        _check_range("spectrogram.hop_length", self.hop_length, 1, 65536)
+        _check_range("spectrogram.dwt_sample_rate", self.dwt_sample_rate, 1000, 192000)
+        _check_range("spectrogram.dwt_scales", self.dwt_scales, 4, 4096)
+        _check_range("spectrogram.dwt_fmin", self.dwt_fmin, 1.0, 20000.0)
+        _check_range("spectrogram.dwt_cycles", self.dwt_cycles, 1.0, 50.0)
+        _check_range("spectrogram.workers", self.workers, 1, 256)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training of the victim network."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    schedule: str = "cosine"
+    epochs: int = 15
+    batch_size: int = 64
+    weight_decay: float = 5e-4
+    patience: int = 5
+    pretrained: bool = False
+    cross_validate: bool = False
+    channels_last: bool = True
+    amp: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("train.optimizer", self.optimizer, ["adam", "adamw", "sgd"])
+        _check_range("train.lr", self.lr, 1e-8, 10.0)
+        _check_choice("train.schedule", self.schedule, ["cosine", "step", "none"])
+        _check_range("train.epochs", self.epochs, 1, 10000)
+        _check_range("train.batch_size", self.batch_size, 1, 65536)
+        _check_range("train.weight_decay", self.weight_decay, 0.0, 1.0)
+        _check_range("train.patience", self.patience, 1, 10000)
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Attack suite settings shared by ``attack_clean``, ``attack_bounded`` and ``attack_unbounded``.
+
+    ``ladders`` maps each attack name to its budget ladder (a list of dicts of that attack's keyword
+    arguments, climbed in order until the fooling rate reaches ``target_fooling_rate``).
+    """
+
+    attacks: tuple[str, ...] = ("bim_a", "bim_b", "jsma", "deepfool", "cw", "pia")
+    n_victims: int = 20
+    target_fooling_rate: float = 0.9
+    bound: float = 3.0
+    batch_size: int = 32
+    curve_points: int = 50
+    curve_max: float = 0.0
+    n_examples: int = 4
+    ladders: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if len(self.attacks) == 0:
+            raise ConfigError("attack.attacks is empty; list at least one attack")
+        _check_range("attack.n_victims", self.n_victims, 1, 1_000_000)
+        _check_range("attack.target_fooling_rate", self.target_fooling_rate, 0.0, 1.0)
+        _check_range("attack.bound", self.bound, 1e-9, 1e9)
+        _check_range("attack.batch_size", self.batch_size, 1, 65536)
+        _check_range("attack.curve_points", self.curve_points, 2, 10000)
+        _check_range("attack.curve_max", self.curve_max, 0.0, 1e9)
+        _check_range("attack.n_examples", self.n_examples, 0, 1000)
+
+
+@dataclass(frozen=True)
+class FgsmRetrainConfig:
+    """FGSM adversarial retraining, Eq. 14: J' = alpha*J(x) + (1 - alpha)*J(x')."""
+
+    alpha: float = 0.0
+    epsilon: float = 0.03
+    epochs: int = 5
+    lr: float = 5e-4
+    from_scratch: bool = False
+
+    def __post_init__(self) -> None:
+        _check_range("fgsm_retrain.alpha", self.alpha, 0.0, 1.0)
+        _check_range("fgsm_retrain.epsilon", self.epsilon, 0.0, 1.0)
+        _check_range("fgsm_retrain.epochs", self.epochs, 1, 10000)
+        _check_range("fgsm_retrain.lr", self.lr, 1e-8, 10.0)
+
+
+@dataclass(frozen=True)
+class Params:
+    """All of ``params.yaml``."""
+
+    dataset: str = "synth"
+    dataset_dir: str = "build/synth"
+    representation: str = "stft"
+    model: str = "resnet56"
+    seed: int = 0
+    device: str = "auto"
+    synth: SynthConfig = field(default_factory=SynthConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    spectrogram: SpectrogramConfig = field(default_factory=SpectrogramConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
+    fgsm_retrain: FgsmRetrainConfig = field(default_factory=FgsmRetrainConfig)
+
+    def __post_init__(self) -> None:
+        _check_range("seed", self.seed, 0, 2**32 - 1)
+        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ConfigError(f"device {self.device!r} is not allowed; choose 'auto', 'cpu' or 'cuda[:N]'")
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS, *, check_choices: bool = True) -> Params:
+    """Read and validate a params file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML file (parsed with ``yaml.safe_load``).
+    check_choices : bool
+        Also check registry-backed names (dataset, representation, model, attacks).
+
+    Raises
+    ------
+    ConfigError
+        On a missing file, unknown keys, wrong types or disallowed values.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"params file {str(path)!r} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"params file {str(path)!r} is not valid YAML: {exc}") from None
+    params = params_from_dict(raw or {})
+    if check_choices:
+        validate_choices(params)
+    return params
+
+
+def params_from_dict(raw: dict[str, Any]) -> Params:
+    """Build :class:`Params` from a plain dict (as parsed from YAML), validating every value."""
+    return _build(Params, raw, prefix="")
+
+
+def validate_choices(params: Params) -> None:
+    """Check names that select from a registry.
+
+    Raises
+    ------
+    ConfigError
+        Naming the parameter, the value and the allowed set.
+    """
+    from advaudio.attacks import ATTACKS
+    from advaudio.data.datasets import DATASETS
+    from advaudio.features.representations import REPRESENTATIONS
+    from advaudio.models import MODELS
+
+    _check_choice("dataset", params.dataset, DATASETS.names())
+    _check_choice("representation", params.representation, REPRESENTATIONS.names())
+    _check_choice("model", params.model, MODELS.names())
+    for name in params.attack.attacks:
+        _check_choice("attack.attacks[]", name, ATTACKS.names())
+    for name in params.attack.ladders:
+        _check_choice("attack.ladders key", name, ATTACKS.names())
+
+
+def resolve_device(name: str) -> str:
+    """Map ``'auto'`` to ``'cuda'`` when a GPU is available, else ``'cpu'``; other names pass through."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _check_choice(key: str, value: Any, allowed: list[str]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key} {value!r} is not allowed; choose from {sorted(allowed)}")
+
+
+def _check_range(key: str, value: float, lo: float | None, hi: float | None) -> None:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        lo_s = "-inf" if lo is None else lo
+        hi_s = "inf" if hi is None else hi
+        raise ConfigError(f"{key} = {value!r} is out of range; expected a value in [{lo_s}, {hi_s}]")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'params'} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown parameter(s) {[prefix + k for k in unknown]}; known: {sorted(fields)}")
+    kwargs = {}
+    for name, value in raw.items():
+        kwargs[name] = _coerce(hints[name], value, prefix + name)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key + ".")
+    origin = typing.get_origin(tp)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        (item_tp, _) = typing.get_args(tp)
+        return tuple(_coerce(item_tp, v, f"{key}[]") for v in value)
+    if tp is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key} must be a string, got {value!r}")
+        return value
+    if isinstance(tp, types.UnionType):  # pragma: no cover - no unions in the schema today
+        raise ConfigError(f"{key}: union types are not supported")
+    return value

@@ -1,0 +1,28 @@
+"""Stage `validate_params`: fail fast, before any work, on a bad value in params.yaml.
+
+Writes a constant file that the first stages depend on, so a valid change of params reruns only the
+stages that read the changed keys.
+"""
+
+import sys
+from pathlib import Path
+
+from advaudio.config import load_params
+from advaudio.errors import ConfigError
+
+
+def main() -> int:
+    try:
+        load_params("params.yaml")
+    except ConfigError as exc:
+        print(f"params.yaml: {exc}", file=sys.stderr)
+        return 2
+    out = Path("build/params.ok")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("params.yaml is valid\n")
+    print("validate_params: params.yaml is valid")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
