@@ -1,0 +1,80 @@
+"""The validated configuration: unknown keys, bad types and bad values fail with a clear message."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from advaudio.config import Params, load_params, params_from_dict, validate_choices
+from advaudio.errors import ConfigError
+from advaudio.registry import Registry
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert params.dataset == "synth"
+    assert params.augment.scales == (0.75, 0.9, 1.15, 1.5)
+
+
+def test_defaults_match_params_file():
+    """Every key in params.yaml is known to the schema, and nothing is silently dropped."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = params_from_dict(raw)
+    assert isinstance(params, Params)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"modle": "vgg16"}, "unknown parameter(s) ['modle']"),
+        ({"train": {"lr": -1.0}}, "train.lr = -1.0 is out of range"),
+        ({"train": {"epochs": "ten"}}, "train.epochs must be an integer"),
+        ({"train": {"optimizer": "adagrad"}}, "train.optimizer 'adagrad' is not allowed; choose from"),
+        ({"split": {"protocol": "random"}}, "choose from ['official', 'paper']"),
+        ({"augment": {"scales": 0.75}}, "augment.scales must be a list"),
+        ({"device": "tpu"}, "device 'tpu' is not allowed"),
+        ({"synth": {"snr_db_min": 30.0, "snr_db_max": 10.0}}, "must not exceed"),
+    ],
+)
+def test_bad_values_are_refused(raw, message):
+    with pytest.raises(ConfigError) as info:
+        params_from_dict(raw)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        ("model", "vgg61", "'resnet56'"),
+        ("representation", "mfcc", "'dwt_tonnetz'"),
+        ("dataset", "esc10", "'urbansound8k'"),
+    ],
+)
+def test_registry_choices_list_the_allowed_set(key, value, allowed):
+    params = params_from_dict({key: value})
+    with pytest.raises(ConfigError) as info:
+        validate_choices(params)
+    assert f"{key} {value!r} is not allowed" in str(info.value)
+    assert allowed in str(info.value)
+
+
+def test_unknown_attack_is_refused():
+    params = params_from_dict({"attack": {"attacks": ["jsam"]}})
+    with pytest.raises(ConfigError, match="'jsam' is not allowed; choose from .*'jsma'"):
+        validate_choices(params)
+
+
+def test_missing_params_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_registry_refuses_duplicates_and_lists_names():
+    reg: Registry[int] = Registry("widget")
+    reg.register("a")(1)
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("a")(2)
+    with pytest.raises(ConfigError, match=r"unknown widget 'b'; choose from \['a'\]"):
+        reg.get("b")
