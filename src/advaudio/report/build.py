@@ -1,0 +1,58 @@
+"""The ``tables`` stage's work: read the metrics, write the summary, the report and the figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from advaudio.config import Params
+from advaudio.io import write_json, write_text
+from advaudio.report import figures, layout
+from advaudio.report.findings import check_findings
+from advaudio.report.inputs import read_attack_suite, read_curve, read_examples, read_json
+from advaudio.report.summary import Summary, summarize
+from advaudio.report.tables import render_report
+
+
+def build_report(
+    *, params: Params, metrics_dir: str | Path = "metrics", build_dir: str | Path = "build",
+    reports_dir: str | Path = "reports",
+) -> Summary:
+    """Write ``<metrics_dir>/summary.json`` and ``<reports_dir>/{report.md, figure1.png, curves.png}``.
+
+    Raises
+    ------
+    DataError
+        If an input file is missing or malformed; the message names it.
+    """
+    metrics_dir, build_dir, reports_dir = Path(metrics_dir), Path(build_dir), Path(reports_dir)
+    train_path, retrain_path = metrics_dir / "train.json", metrics_dir / "fgsm_retrain.json"
+    suite = read_attack_suite(metrics_dir=metrics_dir)
+    target = params.attack.target_fooling_rate
+    summary = summarize(
+        train=read_json(path=train_path), retrain=read_json(path=retrain_path), suite=suite,
+        target_fooling_rate=target, train_path=train_path, retrain_path=retrain_path,
+    )
+    findings = check_findings(metrics=summary.metrics, bound=params.attack.bound, target_fooling_rate=target)
+    write_json(metrics_dir / "summary.json", summary.metrics)
+    report = render_report(
+        dataset=params.dataset, representation=params.representation, model=params.model, summary=summary,
+        suite=suite, findings=findings, bound=params.attack.bound, target_fooling_rate=target,
+    )
+    write_text(reports_dir / "report.md", report)
+    examples = read_examples(path=build_dir / "attacks" / "clean" / "examples.npz", attacks=summary.attacks)
+    config = " / ".join(
+        (layout.dataset_label(params.dataset), layout.representation_label(params.representation),
+         layout.model_label(params.model))
+    )
+    figures.figure1(examples=examples, attacks=summary.attacks, path=reports_dir / "figure1.png", title=config)
+    curves = {
+        a: {
+            "original": read_curve(path=metrics_dir / "curves" / "attack_clean" / f"{a}.csv"),
+            "retrained": read_curve(path=metrics_dir / "curves" / "attack_unbounded" / f"{a}.csv"),
+        }
+        for a in summary.attacks
+    }
+    figures.robustness_curves(
+        curves=curves, bound=params.attack.bound, target_fooling_rate=target, path=reports_dir / "curves.png"
+    )
+    return summary

@@ -1,0 +1,177 @@
+"""Read and check the files the ``tables`` stage consumes; every problem raises a DataError naming the file.
+
+The formats are those of ``docs/ARCHITECTURE.md``: ``metrics/train.json``, ``metrics/fgsm_retrain.json``,
+``metrics/attack_<mode>.json``, ``metrics/curves/attack_<mode>/<attack>.csv`` and the
+``examples.npz`` written by the attack stages.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advaudio.errors import DataError
+
+MODES: tuple[str, ...] = ("clean", "bounded", "unbounded")
+# Object-valued keys of attack_<mode>.json that are not attacks; number-valued top-level keys
+# (n_victims, victims_misclassified, ...) are counts, not attacks, either.
+NON_ATTACK_KEYS: frozenset[str] = frozenset({"mean", "sanity"})
+
+
+@dataclass(frozen=True)
+class AttackMetrics:
+    """One ``metrics/attack_<mode>.json``: per-attack dicts, the sanity flags and the victim count."""
+
+    path: Path
+    attacks: dict[str, dict[str, float]]
+    sanity: dict[str, float]
+    n_victims: int
+
+
+def read_json(*, path: str | Path) -> dict[str, Any]:
+    """Load a JSON object.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, is not valid JSON or does not hold an object.
+    """
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: metrics file not found (is the stage that writes it in the pipeline?)") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def require_number(obj: dict[str, Any], key: str, *, path: str | Path) -> float:
+    """Return ``obj[key]`` as a finite float.
+
+    Raises
+    ------
+    DataError
+        Naming the file and the key when it is missing or not a finite number.
+    """
+    if key not in obj:
+        raise DataError(f"{path}: missing key {key!r}; found {sorted(obj)}")
+    value = obj[key]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(f"{path}: key {key!r} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def read_attack_metrics(*, path: str | Path) -> AttackMetrics:
+    """Load one ``metrics/attack_<mode>.json`` and check its shape.
+
+    Every attack entry needs ``fooling_rate``, ``fr_at_bound``, ``level`` and ``n_levels``; ``mean_l2`` is
+    absent when an attack had no success (metrics hold no NaN).
+
+    Raises
+    ------
+    DataError
+        If the file is missing or malformed, or lists no attack.
+    """
+    path = Path(path)
+    raw = read_json(path=path)
+    attacks = {k: v for k, v in raw.items() if k not in NON_ATTACK_KEYS and not isinstance(v, (int, float))}
+    if not attacks:
+        raise DataError(f"{path}: no attack entries; expected keys like 'bim_a' next to 'mean' and 'sanity'")
+    for name, entry in attacks.items():
+        if not isinstance(entry, dict):
+            raise DataError(f"{path}: entry {name!r} must be an object of metrics, got {entry!r}")
+        for key in ("fooling_rate", "fr_at_bound", "level", "n_levels"):
+            require_number(entry, key, path=f"{path} [{name}]")
+    sanity = raw.get("sanity", {})
+    if not isinstance(sanity, dict):
+        raise DataError(f"{path}: 'sanity' must be an object of 1/0 flags, got {sanity!r}")
+    n_victims = int(require_number(raw, "n_victims", path=path))
+    return AttackMetrics(path=path, attacks=attacks, sanity=sanity, n_victims=n_victims)
+
+
+def read_attack_suite(*, metrics_dir: str | Path) -> dict[str, AttackMetrics]:
+    """Load ``attack_clean``, ``attack_bounded`` and ``attack_unbounded`` and check they cover the same attacks.
+
+    Raises
+    ------
+    DataError
+        If a file is missing or malformed, or the attack sets differ (naming both files).
+    """
+    metrics_dir = Path(metrics_dir)
+    suite = {mode: read_attack_metrics(path=metrics_dir / f"attack_{mode}.json") for mode in MODES}
+    reference = suite["clean"]
+    for mode in MODES[1:]:
+        if set(suite[mode].attacks) != set(reference.attacks):
+            raise DataError(
+                f"{suite[mode].path}: attacks {sorted(suite[mode].attacks)} differ from "
+                f"{reference.path}: {sorted(reference.attacks)}; rerun the attack stages"
+            )
+    return suite
+
+
+def read_curve(*, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Load a robustness curve CSV with header ``epsilon,fooling_rate``.
+
+    Returns
+    -------
+    epsilon, fooling_rate : ndarray
+        1-D float arrays of equal length.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, lacks the two columns or holds a non-number.
+    """
+    path = Path(path)
+    try:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise DataError(f"{path}: robustness curve not found (expected columns epsilon,fooling_rate)") from None
+    if not rows or not {"epsilon", "fooling_rate"} <= set(rows[0]):
+        raise DataError(f"{path}: expected a CSV with header 'epsilon,fooling_rate' and at least one row")
+    try:
+        eps = np.array([float(r["epsilon"]) for r in rows])
+        fr = np.array([float(r["fooling_rate"]) for r in rows])
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: non-numeric value ({exc})") from None
+    return eps, fr
+
+
+def read_examples(*, path: str | Path, attacks: list[str]) -> dict[str, np.ndarray]:
+    """Load ``examples.npz`` (``x``, ``<attack>_adv``, ``<attack>_l2``, ``labels``, ``targets``, ``class_names``).
+
+    Raises
+    ------
+    DataError
+        If the file is missing or an expected array is absent or has the wrong shape.
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise DataError(f"{path}: adversarial examples file not found") from None
+    need = ["x", "labels", "targets", "class_names"]
+    need += [f"{a}_adv" for a in attacks] + [f"{a}_l2" for a in attacks]
+    missing = [k for k in need if k not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing arrays {missing}; found {sorted(arrays)}")
+    x = arrays["x"]
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise DataError(f"{path}: 'x' must have shape (k, 1, H, W), got {x.shape}")
+    for a in attacks:
+        if arrays[f"{a}_adv"].shape != x.shape:
+            raise DataError(f"{path}: '{a}_adv' has shape {arrays[f'{a}_adv'].shape}, expected {x.shape}")
+        if arrays[f"{a}_l2"].shape != (x.shape[0],):
+            raise DataError(f"{path}: '{a}_l2' has shape {arrays[f'{a}_l2'].shape}, expected ({x.shape[0]},)")
+    return arrays

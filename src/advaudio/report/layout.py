@@ -1,0 +1,83 @@
+"""The study's table layout: row and column order, display labels and cell formats.
+
+Tables I-III of the study have one row per dataset x representation and one column per model, in the
+order below. Names are the params values (``model``, ``representation``, ``dataset``); labels are what the
+study prints.
+"""
+
+from __future__ import annotations
+
+import math
+
+MODEL_LABELS: dict[str, str] = {
+    "googlenet": "GoogLeNet",
+    "alexnet": "AlexNet",
+    "resnet18": "ResNet-18",
+    "resnet34": "ResNet-34",
+    "resnet56": "ResNet-56",
+    "vgg16": "VGG-16",
+}
+REPRESENTATION_LABELS: dict[str, str] = {
+    "stft": "STFT",
+    "dwt": "DWT",
+    "stft_tonnetz": "STFT Tonnetz",
+    "dwt_tonnetz": "DWT Tonnetz",
+}
+DATASET_LABELS: dict[str, str] = {
+    "esc50": "ESC-50",
+    "urbansound8k": "UrbanSound8K",
+    "synth": "Synth",
+}
+MODELS: tuple[str, ...] = tuple(MODEL_LABELS)
+REPRESENTATIONS: tuple[str, ...] = tuple(REPRESENTATION_LABELS)
+
+EMPTY_CELL = "–"
+
+# What each table shows, which summary key(s) feed it, and which direction the study bolds.
+TABLE_TITLES: dict[str, str] = {
+    "table1": "Table I: clean test accuracy (%) of the original model; in parentheses the drop "
+    "(percentage points) after FGSM adversarial training",
+    "table2": "Table II: fooling rate (%) of the adversarially trained model with ||delta||_2 <= bound, "
+    "mean over the attacks",
+    "table3": "Table III: eps_r = eps_a / eps_o (Eq. 15), mean over the attacks",
+}
+BEST_IS_HIGH: dict[str, bool] = {"table1": True, "table2": False, "table3": True}
+
+
+def dataset_label(name: str) -> str:
+    """Display label of a dataset (the name itself when the study has none)."""
+    return DATASET_LABELS.get(name, name)
+
+
+def model_label(name: str) -> str:
+    """Display label of a model (the name itself when the study has none)."""
+    return MODEL_LABELS.get(name, name)
+
+
+def representation_label(name: str) -> str:
+    """Display label of a representation (the name itself when the study has none)."""
+    return REPRESENTATION_LABELS.get(name, name)
+
+
+def format_table1(*, accuracy_percent: float, drop_points: float) -> str:
+    """Table I cell as the study prints it: ``"67.83, (06.89)"``."""
+    return f"{accuracy_percent:.2f}, ({drop_points:05.2f})"
+
+
+def format_table2(*, fooling_rate_percent: float) -> str:
+    """Table II cell: a percentage with two decimals."""
+    return f"{fooling_rate_percent:.2f}"
+
+
+def format_table3(*, eps_ratio: float) -> str:
+    """Table III cell: a ratio with three decimals."""
+    return f"{eps_ratio:.3f}"
+
+
+def format_number(value: float | None, *, digits: int = 3, percent: bool = False) -> str:
+    """Format an optional number for a report table; ``None`` and non-finite values give the empty cell."""
+    if value is None or not math.isfinite(value):
+        return EMPTY_CELL
+    if percent:
+        return f"{100.0 * value:.1f}"
+    return f"{value:.{digits}g}" if abs(value) >= 1e4 else f"{value:.{digits}f}"

@@ -1,0 +1,173 @@
+"""The configuration's summary numbers (Tables I-III) computed from the stages' metrics.
+
+Definitions (see PROTOCOL.md, "The study's tables"):
+
+* ``accuracy``: clean test accuracy of the original model (``metrics/train.json`` ``test_accuracy``).
+* ``accuracy_drop``: original minus FGSM-retrained test accuracy in percentage points (Table I's
+  parentheses); ``accuracy_drop_relative``: the same drop as a fraction of the original accuracy.
+* ``bounded_fooling_rate`` (Table II): mean over the attacks of the retrained model's fooling rate with
+  ||delta||_2 <= ``attack.bound`` (``fr_at_bound`` of ``attack_bounded``); ``bounded_fooling_rate_clean``:
+  the same for the original model (``fr_at_bound`` of ``attack_clean``). Both sides use ``fr_at_bound``, the
+  share of victims whose smallest verified adversarial lies within the bound, so the pair is comparable.
+* ``eps_ratio`` (Table III, Eq. 15): per attack, eps_r = eps_a / eps_o, with eps the mean ||delta||_2 of
+  the successful adversarials (``mean_l2``) at the budget that reached FR >= ``attack.target_fooling_rate``;
+  eps_a from ``attack_unbounded`` (retrained), eps_o from ``attack_clean`` (original). ``eps_ratio`` is the
+  **mean of the per-attack ratios**, so every attack weighs the same whatever its typical perturbation size
+  (a ratio of means would be dominated by the attack with the largest perturbations).
+  An attack whose search did not reach the target on either model is left out of the mean, because its
+  eps would be measured at a different budget than the study's. When no attack reached the target on both
+  models, the mean falls back to all attacks with successes on both models and ``eps_ratio_strict`` is 0;
+  otherwise it is 1. ``eps_ratio_n_attacks`` counts the attacks in the mean. When no attack has successes
+  on both models, ``eps_ratio`` is omitted (metrics hold no NaN).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from advaudio.errors import DataError
+from advaudio.report.inputs import AttackMetrics, require_number
+
+# Fooling rates are k / n; compare with the target with this slack so 0.9 reached as 18/20 counts.
+_FR_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class EpsRatio:
+    """Eq. 15 per attack and its mean, with the attacks left out and why."""
+
+    per_attack: dict[str, float]
+    all_ratios: dict[str, float]
+    excluded: dict[str, str]
+    mean: float | None
+    strict: bool
+
+
+@dataclass(frozen=True)
+class Summary:
+    """Everything the report needs besides the raw metrics: the numbers and how they were obtained."""
+
+    metrics: dict[str, float]
+    eps: EpsRatio
+    attacks: list[str]
+    retrain_clean_accuracy: float | None = None
+
+
+def accuracy_metrics(
+    *, train: dict[str, Any], retrain: dict[str, Any], train_path: str | Path, retrain_path: str | Path
+) -> dict[str, float]:
+    """Table I numbers from ``metrics/train.json`` and ``metrics/fgsm_retrain.json``.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``accuracy_retrained`` (fractions), ``accuracy_drop`` (percentage points) and
+        ``accuracy_drop_relative`` (fraction of ``accuracy``; omitted when ``accuracy`` is 0).
+
+    Raises
+    ------
+    DataError
+        If ``test_accuracy`` is missing from either file or is outside [0, 1].
+    """
+    original = require_number(train, "test_accuracy", path=train_path)
+    retrained = require_number(retrain, "test_accuracy", path=retrain_path)
+    for value, path in ((original, train_path), (retrained, retrain_path)):
+        if not 0.0 <= value <= 1.0:
+            raise DataError(f"{path}: test_accuracy = {value} is not a fraction in [0, 1]")
+    out = {
+        "accuracy": original,
+        "accuracy_retrained": retrained,
+        "accuracy_drop": 100.0 * (original - retrained),
+    }
+    if original > 0:
+        out["accuracy_drop_relative"] = (original - retrained) / original
+    return out
+
+
+def bounded_metrics(*, clean: AttackMetrics, bounded: AttackMetrics) -> dict[str, float]:
+    """Table II numbers: mean and per-attack fooling rate within the bound, retrained and original model."""
+    attacks = sorted(bounded.attacks)
+    fr_retrained = {a: float(bounded.attacks[a]["fr_at_bound"]) for a in attacks}
+    fr_clean = {a: float(clean.attacks[a]["fr_at_bound"]) for a in attacks}
+    out = {
+        "bounded_fooling_rate": sum(fr_retrained.values()) / len(attacks),
+        "bounded_fooling_rate_clean": sum(fr_clean.values()) / len(attacks),
+    }
+    for a in attacks:
+        out[f"bounded_fooling_rate_{a}"] = fr_retrained[a]
+    aucs = [bounded.attacks[a].get("auc") for a in attacks]
+    if all(isinstance(v, (int, float)) for v in aucs):
+        out["bounded_auc"] = sum(aucs) / len(aucs)
+    return out
+
+
+def eps_ratio(*, clean: AttackMetrics, unbounded: AttackMetrics, target_fooling_rate: float) -> EpsRatio:
+    """Eq. 15 per attack and averaged; see the module docstring for the rules.
+
+    Parameters
+    ----------
+    clean, unbounded : AttackMetrics
+        The budget searches against the original and the retrained model.
+    target_fooling_rate : float
+        ``attack.target_fooling_rate`` (the study's 0.9).
+    """
+    strict: dict[str, float] = {}
+    usable: dict[str, float] = {}
+    excluded: dict[str, str] = {}
+    for a in sorted(clean.attacks):
+        o, r = clean.attacks[a], unbounded.attacks[a]
+        eps_o, eps_a = o.get("mean_l2"), r.get("mean_l2")
+        if eps_o is None or eps_a is None or eps_o <= 0:
+            side = "original" if eps_o is None or eps_o <= 0 else "retrained"
+            excluded[a] = f"no successful adversarial against the {side} model"
+            continue
+        ratio = float(eps_a) / float(eps_o)
+        usable[a] = ratio
+        short = [
+            f"{side} FR {entry['fooling_rate']:.2f} < {target_fooling_rate:.2f}"
+            for side, entry in (("original", o), ("retrained", r))
+            if entry["fooling_rate"] < target_fooling_rate - _FR_TOLERANCE
+        ]
+        if short:
+            excluded[a] = "target not reached: " + "; ".join(short)
+        else:
+            strict[a] = ratio
+    chosen = strict if strict else usable
+    mean = sum(chosen.values()) / len(chosen) if chosen else None
+    return EpsRatio(per_attack=chosen, all_ratios=usable, excluded=excluded, mean=mean, strict=bool(strict))
+
+
+def summarize(
+    *,
+    train: dict[str, Any],
+    retrain: dict[str, Any],
+    suite: dict[str, AttackMetrics],
+    target_fooling_rate: float,
+    train_path: str | Path = "metrics/train.json",
+    retrain_path: str | Path = "metrics/fgsm_retrain.json",
+) -> Summary:
+    """Compute ``metrics/summary.json`` (numbers only) and the details the report states.
+
+    Raises
+    ------
+    DataError
+        Naming the file and key when an input lacks a required number.
+    """
+    metrics = accuracy_metrics(train=train, retrain=retrain, train_path=train_path, retrain_path=retrain_path)
+    metrics.update(bounded_metrics(clean=suite["clean"], bounded=suite["bounded"]))
+    eps = eps_ratio(clean=suite["clean"], unbounded=suite["unbounded"], target_fooling_rate=target_fooling_rate)
+    if eps.mean is not None:
+        metrics["eps_ratio"] = eps.mean
+        metrics["eps_ratio_strict"] = 1.0 if eps.strict else 0.0
+    metrics["eps_ratio_n_attacks"] = float(len(eps.per_attack))
+    for a, ratio in eps.per_attack.items():
+        metrics[f"eps_ratio_{a}"] = ratio
+    clean_acc = retrain.get("clean_test_accuracy")
+    return Summary(
+        metrics=metrics,
+        eps=eps,
+        attacks=list(suite["clean"].attacks),
+        retrain_clean_accuracy=float(clean_acc) if isinstance(clean_acc, (int, float)) else None,
+    )

@@ -1,0 +1,33 @@
+"""Stage `tables`: this configuration's entries of the study's Tables I-III, the report and its figures.
+
+Reads metrics/{train,fgsm_retrain,attack_clean,attack_bounded,attack_unbounded}.json, the robustness
+curves and build/attacks/clean/examples.npz; writes metrics/summary.json (numbers only) and
+reports/{report.md, figure1.png, curves.png}. Definitions: advaudio.report.summary and PROTOCOL.md.
+"""
+
+import sys
+
+from advaudio.config import load_params
+from advaudio.errors import ConfigError, DataError
+from advaudio.report.build import build_report
+from advaudio.stage_log import stage_summary
+
+
+def main() -> int:
+    try:
+        params = load_params("params.yaml", check_choices=False)
+    except ConfigError as exc:
+        print(f"params.yaml: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with stage_summary("tables", "attacks") as counter:
+            summary = build_report(params=params)
+            counter.items = len(summary.attacks)
+    except DataError as exc:
+        print(f"tables: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

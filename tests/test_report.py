@@ -1,0 +1,239 @@
+"""The `tables` stage: summary numbers, findings, the report's golden layout, errors and figures."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from advaudio.config import params_from_dict
+from advaudio.errors import DataError
+from advaudio.report.build import build_report
+from advaudio.report.findings import check_findings
+from advaudio.report.inputs import read_attack_suite
+
+GOLDEN = Path(__file__).parent / "golden"
+ATTACKS = ["bim_a", "bim_b", "jsma", "deepfool", "cw", "pia"]
+# eps_o and eps_a per attack: ratios 2, 1.5, 1, 2, 2, 2 (mean of ratios 1.75; ratio of means 16.5/10.75).
+EPS_O = [1.0, 2.0, 4.0, 0.5, 0.25, 3.0]
+EPS_A = [2.0, 3.0, 4.0, 1.0, 0.5, 6.0]
+FR_BOUND_CLEAN = [0.9, 0.8, 0.7, 1.0, 0.6, 0.5]  # mean 0.75
+FR_BOUND_RETRAINED = [0.5, 0.4, 0.3, 0.6, 0.2, 0.1]  # mean 0.35
+SANITY = {"fr_monotone_in_eps": 1, "adversarials_in_bounds": 1, "no_nan": 1}
+
+
+def _attack_entry(*, fr: float, fr_bound: float, mean_l2: float | None, i: int) -> dict:
+    entry = {"fooling_rate": fr, "level": 2 + i % 3, "n_levels": 5, "fr_at_bound": fr_bound,
+             "auc": fr_bound / 2, "seconds": 1.5 + i}
+    if mean_l2 is not None:
+        entry.update(mean_l2=mean_l2, median_l2=mean_l2 * 0.9, mean_rms=mean_l2 / 32, mean_db=-20.0 + i)
+    entry["queries" if ATTACKS[i] == "pia" else "gradient_calls"] = 100 * (i + 1)
+    return entry
+
+
+def make_inputs() -> dict[str, dict]:
+    """Known inputs, as the producing stages write them (docs/ARCHITECTURE.md)."""
+    clean = {a: _attack_entry(fr=1.0, fr_bound=FR_BOUND_CLEAN[i], mean_l2=EPS_O[i], i=i) for i, a in enumerate(ATTACKS)}
+    unbounded = {a: _attack_entry(fr=0.95, fr_bound=FR_BOUND_RETRAINED[i], mean_l2=EPS_A[i], i=i)
+                 for i, a in enumerate(ATTACKS)}
+    bounded = {a: _attack_entry(fr=FR_BOUND_RETRAINED[i], fr_bound=FR_BOUND_RETRAINED[i], mean_l2=1.0, i=i)
+               for i, a in enumerate(ATTACKS)}
+    files = {
+        "train.json": {"test_accuracy": 0.85, "macro_f1": 0.84, "epochs": 3, "n_test": 80},
+        "fgsm_retrain.json": {"test_accuracy": 0.80, "clean_test_accuracy": 0.85, "accuracy_drop_points": 5.0,
+                              "accuracy_drop_relative": 0.0588, "epochs": 2, "seconds": 3.0},
+    }
+    for mode, attacks in (("clean", clean), ("bounded", bounded), ("unbounded", unbounded)):
+        files[f"attack_{mode}.json"] = {**attacks, "mean": {"fooling_rate": 0.5}, "sanity": dict(SANITY),
+                                        "n_victims": 20, "victims_misclassified": 0}
+    return files
+
+
+def write_tree(root: Path, files: dict[str, dict], *, rng: np.random.Generator) -> None:
+    """Write metrics/, the curves and build/attacks/clean/examples.npz under ``root``."""
+    (root / "metrics").mkdir(parents=True, exist_ok=True)
+    for name, obj in files.items():
+        (root / "metrics" / name).write_text(json.dumps(obj))
+    eps = np.linspace(0.0, 8.0, 9)
+    for mode in ("clean", "bounded", "unbounded"):
+        d = root / "metrics" / "curves" / f"attack_{mode}"
+        d.mkdir(parents=True, exist_ok=True)
+        for i, a in enumerate(ATTACKS):
+            fr = np.clip(eps / (2.0 * (i + 1)), 0.0, 1.0)
+            d.joinpath(f"{a}.csv").write_text(
+                "epsilon,fooling_rate\n" + "".join(f"{e},{f}\n" for e, f in zip(eps, fr))
+            )
+    k, h, w = 2, 12, 10
+    x = rng.random((k, 1, h, w), dtype=np.float32)
+    arrays = {"x": x, "labels": np.array([0, 1]), "targets": np.array([1, 2]),
+              "class_names": np.array(["dog", "rain", "siren"])}
+    for i, a in enumerate(ATTACKS):
+        arrays[f"{a}_adv"] = np.clip(x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), 0, 1)
+        arrays[f"{a}_l2"] = np.array([np.inf if a == "pia" else 0.5 + i, 0.7 + i])
+    (root / "build" / "attacks" / "clean").mkdir(parents=True, exist_ok=True)
+    np.savez(root / "build" / "attacks" / "clean" / "examples.npz", **arrays)
+
+
+def params(**attack):
+    return params_from_dict({"dataset": "esc50", "dataset_dir": "data/ESC-50", "representation": "stft",
+                             "model": "resnet56", "attack": {"bound": 3.0, "target_fooling_rate": 0.9, **attack}})
+
+
+def run_build(root: Path):
+    return build_report(params=params(), metrics_dir=root / "metrics", build_dir=root / "build",
+                        reports_dir=root / "reports")
+
+
+def test_summary_known_answers(tmp_path, rng):
+    write_tree(tmp_path, make_inputs(), rng=rng)
+    m = run_build(tmp_path).metrics
+    assert m == json.loads((tmp_path / "metrics" / "summary.json").read_text())
+    assert m["accuracy"] == pytest.approx(0.85)
+    assert m["accuracy_drop"] == pytest.approx(5.0)
+    assert m["accuracy_drop_relative"] == pytest.approx(0.05 / 0.85)
+    assert m["bounded_fooling_rate"] == pytest.approx(0.35)
+    assert m["bounded_fooling_rate_clean"] == pytest.approx(0.75)
+    assert m["eps_ratio"] == pytest.approx(1.75)  # mean of ratios, not 16.5 / 10.75
+    assert m["eps_ratio_jsma"] == pytest.approx(1.0)
+    assert m["eps_ratio_strict"] == 1.0 and m["eps_ratio_n_attacks"] == 6
+    assert all(isinstance(v, float) for v in m.values())
+
+
+def test_attack_short_of_target_is_left_out_of_eps_ratio(tmp_path, rng):
+    files = make_inputs()
+    files["attack_unbounded.json"]["pia"]["fooling_rate"] = 0.85
+    write_tree(tmp_path, files, rng=rng)
+    summary = run_build(tmp_path)
+    assert summary.metrics["eps_ratio"] == pytest.approx((2 + 1.5 + 1 + 2 + 2) / 5)
+    assert "eps_ratio_pia" not in summary.metrics
+    assert "target not reached" in summary.eps.excluded["pia"]
+    assert "target not reached" in (tmp_path / "reports" / "report.md").read_text()
+
+
+def test_no_attack_reaching_target_falls_back_and_is_flagged(tmp_path, rng):
+    files = make_inputs()
+    for entry in files["attack_clean.json"].values():
+        if isinstance(entry, dict) and "level" in entry:
+            entry["fooling_rate"] = 0.5
+    write_tree(tmp_path, files, rng=rng)
+    m = run_build(tmp_path).metrics
+    assert m["eps_ratio"] == pytest.approx(1.75) and m["eps_ratio_strict"] == 0.0
+    text = (tmp_path / "reports" / "report.md").read_text()
+    assert "is not the study's eps_r" in text
+
+
+def test_no_success_omits_eps_ratio(tmp_path, rng):
+    files = make_inputs()
+    for entry in files["attack_unbounded.json"].values():
+        if isinstance(entry, dict):
+            entry.pop("mean_l2", None)
+    write_tree(tmp_path, files, rng=rng)
+    m = run_build(tmp_path).metrics
+    assert "eps_ratio" not in m and m["eps_ratio_n_attacks"] == 0
+    assert "cannot be assessed" in (tmp_path / "reports" / "report.md").read_text()
+
+
+def test_report_matches_golden_layout(tmp_path, rng):
+    write_tree(tmp_path, make_inputs(), rng=rng)
+    run_build(tmp_path)
+    text = (tmp_path / "reports" / "report.md").read_text()
+    golden = GOLDEN / "report.md"
+    if os.environ.get("ADVAUDIO_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def _metrics(**overrides):
+    base = {"accuracy": 0.85, "accuracy_retrained": 0.80, "accuracy_drop": 5.0, "accuracy_drop_relative": 0.0588,
+            "bounded_fooling_rate": 0.35, "bounded_fooling_rate_clean": 0.75, "eps_ratio": 1.75,
+            "eps_ratio_n_attacks": 6.0, "eps_ratio_strict": 1.0}
+    return {**base, **overrides}
+
+
+def test_findings_hold_on_study_like_numbers():
+    found = check_findings(metrics=_metrics(), bound=3.0, target_fooling_rate=0.9)
+    assert [f.holds for f in found] == [True, True, True]
+    assert "lowers" in found[0].evidence and "below" in found[2].evidence
+
+
+def test_findings_flip_when_numbers_flip():
+    flipped = _metrics(accuracy_retrained=0.9, accuracy_drop=-5.0, accuracy_drop_relative=-0.0588, eps_ratio=0.8,
+                       bounded_fooling_rate=0.8)
+    found = check_findings(metrics=flipped, bound=3.0, target_fooling_rate=0.9)
+    assert [f.verdict for f in found] == ["does not hold"] * 3
+    assert "raises" in found[0].evidence and "< 1" in found[1].evidence and "above" in found[2].evidence
+
+
+@pytest.mark.parametrize("name", ["train.json", "fgsm_retrain.json", "attack_bounded.json"])
+def test_missing_metrics_file_is_named(tmp_path, rng, name):
+    write_tree(tmp_path, make_inputs(), rng=rng)
+    (tmp_path / "metrics" / name).unlink()
+    with pytest.raises(DataError, match=name.replace(".", r"\.") + ".*not found"):
+        run_build(tmp_path)
+
+
+def test_missing_key_is_named(tmp_path, rng):
+    files = make_inputs()
+    del files["attack_clean.json"]["cw"]["fr_at_bound"]
+    write_tree(tmp_path, files, rng=rng)
+    with pytest.raises(DataError, match=r"attack_clean\.json \[cw\].*'fr_at_bound'"):
+        run_build(tmp_path)
+
+
+def test_attack_sets_must_agree(tmp_path, rng):
+    files = make_inputs()
+    del files["attack_bounded.json"]["pia"]
+    write_tree(tmp_path, files, rng=rng)
+    with pytest.raises(DataError, match="attack_bounded.json"):
+        read_attack_suite(metrics_dir=tmp_path / "metrics")
+
+
+def test_missing_curve_is_named(tmp_path, rng):
+    write_tree(tmp_path, make_inputs(), rng=rng)
+    (tmp_path / "metrics" / "curves" / "attack_unbounded" / "cw.csv").unlink()
+    with pytest.raises(DataError, match=r"attack_unbounded/cw\.csv"):
+        run_build(tmp_path)
+
+
+def test_figures_are_written_and_non_empty(tmp_path, rng):
+    write_tree(tmp_path, make_inputs(), rng=rng)
+    run_build(tmp_path)
+    for name in ("figure1.png", "curves.png"):
+        data = (tmp_path / "reports" / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+def test_failed_sanity_check_is_reported(tmp_path, rng):
+    files = copy.deepcopy(make_inputs())
+    files["attack_bounded.json"]["sanity"]["adversarials_in_bounds"] = 0
+    write_tree(tmp_path, files, rng=rng)
+    run_build(tmp_path)
+    assert "**1 check(s) failed**" in (tmp_path / "reports" / "report.md").read_text()
+
+
+def test_stage_script_reports_missing_file(tmp_path, rng):
+    write_tree(tmp_path, make_inputs(), rng=rng)
+    (tmp_path / "metrics" / "attack_clean.json").unlink()
+    (tmp_path / "params.yaml").write_text("dataset: synth\nrepresentation: stft\nmodel: resnet56\n")
+    script = Path(__file__).resolve().parents[1] / "stages" / "tables.py"
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    assert "attack_clean.json" in proc.stderr and "not found" in proc.stderr
+
+
+def test_study_values_cover_the_published_grid():
+    from advaudio.report.layout import MODELS, REPRESENTATIONS
+    from advaudio.report.study_values import published_cell
+
+    cells = [published_cell(dataset=d, representation=r, model=m)
+             for d in ("esc50", "urbansound8k") for r in REPRESENTATIONS for m in MODELS]
+    assert all(c is not None for c in cells) and len(cells) == 48
+    assert published_cell(dataset="urbansound8k", representation="dwt_tonnetz", model="resnet56") == {
+        "accuracy": 91.36, "accuracy_drop": 26.08, "bounded_fooling_rate": 55.38, "eps_ratio": 2.501}
+    assert published_cell(dataset="synth", representation="stft", model="resnet56") is None
