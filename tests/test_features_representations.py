@@ -1,0 +1,83 @@
+"""STFT, tonnetz, resize and every registered representation: known answers and properties."""
+
+import numpy as np
+import pytest
+
+from advaudio.config import SpectrogramConfig
+from advaudio.errors import ConfigError
+from advaudio.features.representations import REPRESENTATIONS, n_rows
+from advaudio.features.resize import resize
+from advaudio.features.scaling import apply_scaling, fit_scaling
+from advaudio.features.stft import power_db, stft_power
+from advaudio.features.tonnetz import tonnetz
+
+SR = 22050
+
+
+def tone(freq, seconds=1.0, amp=0.5):
+    return (amp * np.sin(2 * np.pi * freq * np.arange(int(SR * seconds)) / SR)).astype(np.float32)
+
+
+def test_stft_tone_peaks_at_its_bin():
+    power = stft_power(y=tone(1000.0), n_fft=2048, hop_length=512)
+    assert power.shape[0] == 1025
+    assert np.argmax(power.mean(axis=1)) == round(1000.0 * 2048 / SR)
+
+
+def test_fixed_reference_keeps_the_level():
+    quiet, loud = (power_db(power=stft_power(y=tone(440.0, amp=a)), top_db=80.0) for a in (0.1, 0.2))
+    assert loud.max() - quiet.max() == pytest.approx(20 * np.log10(2), abs=1e-3)
+
+
+def test_tonnetz_shape_and_range(rng):
+    y = np.concatenate([tone(261.6, 0.5) + tone(329.6, 0.5), 0.1 * rng.standard_normal(SR // 2).astype(np.float32)])
+    out = tonnetz(y=y, sample_rate=SR)
+    assert out.shape == (6, 1 + len(y) // 512)
+    assert np.all(np.isfinite(out)) and out.min() >= -1.0 and out.max() <= 1.0 and np.ptp(out) > 0.1
+
+
+def test_resize_antialiases_and_keeps_constants():
+    stripes = np.tile([[0.0], [1.0]], (64, 10))  # (128, 10) alternating rows
+    assert resize(image=stripes, height=8, width=10) == pytest.approx(0.5, abs=0.02)  # not 0 or 1
+    assert resize(image=np.full((7, 5), 3.0), height=20, width=9) == pytest.approx(3.0)
+    assert resize(image=np.ones((3, 4)), height=6, width=2).shape == (6, 2)
+
+
+CONFIG = SpectrogramConfig(height=20, width=10, tonnetz_height=5, dwt_scales=32, dwt_fmin=50.0)
+
+
+@pytest.mark.parametrize("name", REPRESENTATIONS.names())
+def test_every_representation_is_finite_and_scales_into_unit_range(name, rng):
+    clips = [tone(700.0), 0.2 * rng.standard_normal(SR).astype(np.float32), tone(3000.0, amp=0.05)]
+    out = np.stack([REPRESENTATIONS.get(name)(y=y, sample_rate=SR, dwt_sample_rate=16000, config=CONFIG)
+                    for y in clips])[:, None]
+    rows = n_rows(name=name, config=CONFIG)
+    assert out.shape == (3, 1, rows, CONFIG.width) and out.dtype == np.float32
+    assert np.all(np.isfinite(out))
+    scaling = fit_scaling(features=out, spectrogram_rows=CONFIG.height, percentile=0.5)
+    apply_scaling(features=out, scaling=scaling)
+    assert out.min() >= 0.0 and out.max() <= 1.0 and out.max() > out.min()
+
+
+@pytest.mark.parametrize("name", ["stft", "dwt"])
+def test_row_zero_is_the_lowest_frequency(name):
+    low, high = (REPRESENTATIONS.get(name)(y=tone(f), sample_rate=SR, dwt_sample_rate=16000, config=CONFIG)
+                 for f in (150.0, 5000.0))
+    assert np.argmax(low.mean(axis=1)) < np.argmax(high.mean(axis=1))
+
+
+def test_unknown_representation_lists_the_allowed():
+    with pytest.raises(ConfigError, match=r"\['dwt', 'dwt_tonnetz', 'stft', 'stft_tonnetz'\]"):
+        REPRESENTATIONS.get("mel")
+
+
+def test_scaling_blocks_are_separate():
+    x = np.zeros((4, 1, 6, 3), np.float32)
+    x[:, :, :4] = np.linspace(-80, 0, 4)[:, None, None, None]
+    x[:, :, 4:] = np.linspace(-0.5, 0.5, 4)[:, None, None, None]
+    scaling = fit_scaling(features=x, spectrogram_rows=4, percentile=0.0)
+    assert (scaling["lo"], scaling["hi"]) == (-80.0, 0.0)
+    assert (scaling["tonnetz_lo"], scaling["tonnetz_hi"]) == (-0.5, 0.5)
+    apply_scaling(features=x, scaling=scaling)
+    np.testing.assert_allclose(x[:, 0, 0, 0], [0, 1 / 3, 2 / 3, 1], atol=1e-6)
+    np.testing.assert_allclose(x[:, 0, 5, 0], [0, 1 / 3, 2 / 3, 1], atol=1e-6)
