@@ -1,0 +1,252 @@
+"""Partial-information attack (Ilyas et al. 2018, https://arxiv.org/abs/1804.08598), the study's black box.
+
+The attack sees the victim only through :class:`TopKOracle`: a query function returning the top-k classes
+and their probabilities, forward-only, in chunks, counting every queried sample. Gradients are estimated
+with NES (Wierstra et al. 2014) using antithetic Gaussian samples. Targeted: it starts from an image the
+oracle puts in the target class and alternates NES steps with shrinking the L-infinity radius around the
+victim while the target stays in the top-k, until the radius reaches ``epsilon`` and the target is top-1.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import eagerpy as ep
+import foolbox as fb
+import torch
+from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
+
+from advaudio.attacks import ATTACKS
+from advaudio.attacks.common import criterion_classes
+
+
+class TopKOracle:
+    """Black-box access to a classifier: top-k labels and probabilities, every queried sample counted.
+
+    Parameters
+    ----------
+    predict : callable
+        Maps a batch ``(b, 1, H, W)`` to logits ``(b, K)``; called under ``torch.no_grad``.
+    k : int
+        How many top classes are revealed.
+    chunk : int
+        Forward batch size (16-32 was fastest on CPU).
+    """
+
+    def __init__(self, *, predict: Callable[[torch.Tensor], torch.Tensor], k: int = 5, chunk: int = 32) -> None:
+        self._predict = predict
+        self.k = k
+        self.chunk = chunk
+        self.queries = 0
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(classes, probabilities)``, both ``(b, k)``, sorted by decreasing probability."""
+        self.queries += len(x)
+        outs = []
+        for start in range(0, len(x), self.chunk):
+            xb = x[start : start + self.chunk].contiguous(memory_format=torch.channels_last)
+            outs.append(torch.softmax(self._predict(xb).float(), dim=-1))
+        probs = torch.cat(outs)
+        p, c = probs.topk(min(self.k, probs.shape[1]), dim=1)
+        return c, p
+
+
+def target_log_prob(classes: torch.Tensor, probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Log-probability of each row's target from a top-k answer.
+
+    A target outside the top-k gets the smallest revealed probability, an upper bound on its own.
+    """
+    hit = classes == targets[:, None]
+    p = torch.where(hit.any(dim=1), (probs * hit).sum(dim=1), probs[:, -1])
+    return torch.log(p.clamp_min(1e-30))
+
+
+def nes_gradient(
+    *,
+    objective: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    sigma: float,
+    n_samples: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """NES estimate of the gradient of ``objective`` at each row of ``x``, with antithetic samples.
+
+    g = 1 / (n sigma) * sum_i [f(x + sigma u_i) - f(x - sigma u_i)] u_i over n/2 Gaussian u_i.
+
+    Parameters
+    ----------
+    objective : callable
+        Maps ``(m, ...)`` inputs to ``(m,)`` values; ``m = len(x) * n_samples`` per call (one batch).
+    x : torch.Tensor
+        Points, ``(b, ...)``.
+    sigma : float
+        Search standard deviation.
+    n_samples : int
+        Evaluations per point (even; half are the antithetic mirrors).
+    generator : torch.Generator
+        Seeded source of the samples, on ``x``'s device.
+
+    Returns
+    -------
+    torch.Tensor
+        Estimates, shaped like ``x``.
+    """
+    half = max(n_samples // 2, 1)
+    b = len(x)
+    u = torch.randn((b, half, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype)
+    pts = torch.cat([x[:, None] + sigma * u, x[:, None] - sigma * u], dim=1)  # (b, 2*half, ...)
+    f = objective(pts.flatten(0, 1)).view(b, 2 * half)
+    diff = (f[:, :half] - f[:, half:]).view(b, half, *[1] * (x.dim() - 1))
+    return (diff * u).sum(dim=1) / (2 * half * sigma)
+
+
+def pick_starting_points(
+    *, oracle: TopKOracle, pool: torch.Tensor, targets: torch.Tensor, fallback: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each target, the first pool image the oracle labels as that target (top-1).
+
+    Returns ``(starts, found)``; rows with no such image get ``fallback`` and ``found = False``.
+    """
+    classes, _ = oracle(pool)
+    top1 = classes[:, 0]
+    match = top1[None, :] == targets[:, None]  # (b, P)
+    found = match.any(dim=1)
+    first = match.float().argmax(dim=1)
+    starts = torch.where(found.view(-1, *[1] * (pool.dim() - 1)), pool[first], fallback)
+    return starts, found
+
+
+@ATTACKS.register("pia")
+class PartialInfoAttack(fb.attacks.base.FixedEpsilonAttack):
+    """Ilyas et al.'s partial-information attack; the call's ``epsilon`` is the goal L-infinity radius.
+
+    Call with ``starting_pool=`` a batch of candidate start images (e.g. the test split); the attack picks,
+    through the oracle, one the victim puts in each target class. The model is only ever queried through
+    :class:`TopKOracle` (forward-only); ``queries`` accumulates over calls.
+
+    Parameters
+    ----------
+    steps : int
+        NES iterations per sample (the study: 500).
+    samples : int
+        NES evaluations per iteration (antithetic pairs).
+    sigma : float
+        NES search standard deviation.
+    lr : float
+        Largest L-infinity step (sign of the estimate); halved ``lr_tries - 1`` times per iteration,
+        all tries queried in one batch.
+    lr_tries : int
+        Step sizes tried per iteration.
+    start_delta : float
+        First decrease of the radius per iteration; halved whenever no step keeps the target in the top-k.
+    min_delta : float
+        Smallest radius decrease tried before shrinking stops.
+    k : int
+        Classes revealed by the oracle.
+    chunk : int
+        Forward batch size of the oracle.
+    seed : int
+        Seed of the NES samples.
+    """
+
+    distance = fb.distances.linf
+    targeted = True
+    black_box = True
+    seeded = True
+
+    def __init__(
+        self,
+        *,
+        steps: int = 100,
+        samples: int = 50,
+        sigma: float = 0.001,
+        lr: float = 0.01,
+        lr_tries: int = 3,
+        start_delta: float = 0.2,
+        min_delta: float = 1e-4,
+        k: int = 5,
+        chunk: int = 32,
+        seed: int = 0,
+    ) -> None:
+        self.steps = steps
+        self.samples = samples
+        self.sigma = sigma
+        self.lr = lr
+        self.lr_tries = lr_tries
+        self.start_delta = start_delta
+        self.min_delta = min_delta
+        self.k = k
+        self.chunk = chunk
+        self.seed = seed
+        self.queries = 0
+
+    def run(
+        self,
+        model: fb.Model,
+        inputs: Any,
+        criterion: Any,
+        *,
+        epsilon: float,
+        starting_pool: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        raise_if_kwargs(kwargs)
+        x0_ep, restore_type = ep.astensor_(inputs)
+        verify_input_bounds(x0_ep, model)
+        targets, targeted = criterion_classes(criterion)
+        if not targeted:
+            raise ValueError("pia is targeted; pass foolbox.criteria.TargetedMisclassification")
+        if starting_pool is None:
+            raise ValueError("pia needs starting_pool=: candidate images to start from (e.g. the test split)")
+        x0 = x0_ep.raw
+        pool = ep.astensor(starting_pool).raw.to(x0.device)
+        oracle = TopKOracle(predict=lambda z: model(ep.astensor(z)).raw, k=self.k, chunk=self.chunk)
+        try:
+            x = self._attack(oracle, x0, pool, targets, epsilon, model.bounds)
+        finally:
+            self.queries += oracle.queries
+        return restore_type(ep.astensor(x))
+
+    def _attack(self, oracle, x0, pool, targets, goal, bounds) -> torch.Tensor:
+        lo, hi = bounds
+        gen = torch.Generator(device=x0.device).manual_seed(self.seed)
+        x, found = pick_starting_points(oracle=oracle, pool=pool, targets=targets, fallback=x0)
+        n = len(x0)
+        view = (-1, *[1] * (x0.dim() - 1))
+        eps = (x - x0).flatten(1).abs().amax(dim=1).clamp_min(goal)
+        delta = torch.full((n,), self.start_delta, device=x0.device)
+        active = torch.nonzero(found & (eps > goal), as_tuple=True)[0]
+        lrs = torch.tensor([self.lr * 0.5**i for i in range(self.lr_tries)], device=x0.device)
+
+        for _ in range(self.steps):
+            if active.numel() == 0:
+                break
+            xa, x0a, ta = x[active], x0[active], targets[active]
+            b = len(active)
+
+            def objective(z: torch.Tensor) -> torch.Tensor:
+                c, p = oracle(z)
+                return target_log_prob(c, p, ta.repeat_interleave(len(z) // b))
+
+            g = nes_gradient(objective=objective, x=xa, sigma=self.sigma, n_samples=self.samples, generator=gen)
+            new_eps = torch.maximum(eps[active] - delta[active], torch.full_like(eps[active], goal))
+            # all step sizes at once: (b, tries, ...)
+            steps = xa[:, None] + lrs.view(1, -1, *[1] * (x0.dim() - 1)) * g.sign()[:, None]
+            lo_b = (x0a - new_eps.view(view))[:, None]
+            hi_b = (x0a + new_eps.view(view))[:, None]
+            cand = torch.minimum(torch.maximum(steps, lo_b), hi_b).clamp(lo, hi)
+            c, _ = oracle(cand.flatten(0, 1))
+            c = c.view(b, self.lr_tries, -1)
+            ok = (c == ta.view(-1, 1, 1)).any(dim=2)  # target still in the top-k
+            any_ok = ok.any(dim=1)
+            choice = ok.float().argmax(dim=1)  # the largest step that kept it
+            rows = torch.arange(b, device=x0.device)
+            x[active[any_ok]] = cand[rows[any_ok], choice[any_ok]]
+            eps[active[any_ok]] = new_eps[any_ok]
+            top1 = c[rows, choice, 0] == ta
+            fail = active[~any_ok]
+            delta[fail] = torch.clamp(delta[fail] / 2, min=self.min_delta)
+            done = any_ok & (new_eps <= goal) & top1
+            active = active[~done]
+        return x

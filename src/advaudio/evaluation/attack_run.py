@@ -1,0 +1,133 @@
+"""One attack stage (``clean``, ``bounded`` or ``unbounded``): victims, budget search, metrics, checks.
+
+``clean`` attacks the original model (``build/model/model.pt``) and draws and saves the victims;
+``bounded`` and ``unbounded`` attack the FGSM-retrained model (``build/model/retrained.pt``) on the same
+victims and targets. Victims the retrained model already misclassifies stay in the denominator: the
+attacks run on them like on the others, so for DeepFool (untargeted) they count as fooled with
+||delta||_2 = 0, and targeted attacks still have to reach the target. ``victims_misclassified`` in the
+metrics says how many there were.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from advaudio.attacks.budget import BudgetResult, budget_search
+from advaudio.attacks.victims import select_victims
+from advaudio.config import Params, resolve_device
+from advaudio.errors import ConfigError, DataError
+from advaudio.evaluation.data import load_test_split
+from advaudio.evaluation.metrics import attack_summary, epsilon_grid, robustness_curve
+from advaudio.evaluation.sanity import run_sanity_checks
+from advaudio.evaluation.verify import predict
+from advaudio.models.checkpoint import load_checkpoint
+
+MODES = ("clean", "bounded", "unbounded")
+
+
+@dataclass
+class ModeRun:
+    """Everything an attack stage writes."""
+
+    metrics: dict
+    curves: dict[str, np.ndarray]  # attack -> (P, 2) epsilon, fooling_rate
+    results: dict[str, np.ndarray]
+    examples: dict[str, np.ndarray]
+    victims: dict[str, np.ndarray]
+
+
+def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
+    """Run every attack of ``params.attack.attacks`` in ``mode``.
+
+    Raises
+    ------
+    ConfigError
+        On an unknown mode or an attack without a ladder.
+    DataError
+        On missing or inconsistent inputs (the message names the file).
+    """
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r} is not allowed; choose from {list(MODES)}")
+    root = Path(root)
+    cfg = params.attack
+    missing = [a for a in cfg.attacks if a not in cfg.ladders]
+    if missing:
+        raise ConfigError(f"attack.ladders has no ladder for {missing}")
+    device = torch.device(resolve_device(params.device))
+    model, _ = load_checkpoint(root / "build/model" / ("model.pt" if mode == "clean" else "retrained.pt"),
+                               device=device)
+    model = model.to(memory_format=torch.channels_last)
+    test = load_test_split(directory=root / "build/features")
+    x_all = torch.from_numpy(test.x).to(device)
+    victims_path = root / "build/attacks/clean/victims.npz"
+    if mode == "clean":
+        preds = predict(model=model, x=x_all).cpu().numpy()
+        rows, targets = select_victims(labels=test.labels, predictions=preds, n_victims=cfg.n_victims,
+                                       n_classes=len(test.class_names), seed=params.seed)
+    else:
+        rows, targets = _load_victims(victims_path, test.labels)
+    labels = test.labels[rows]
+    x = x_all[rows]
+    y_t, t_t = torch.from_numpy(labels).to(device), torch.from_numpy(targets).to(device)
+    misclassified = int((predict(model=model, x=x) != y_t).sum())
+
+    bound = cfg.bound if mode == "bounded" else None
+    results: dict[str, BudgetResult] = {}
+    for i, name in enumerate(cfg.attacks):
+        results[name] = budget_search(
+            name=name, model=model, x=x, labels=y_t, targets=t_t, ladder=list(cfg.ladders[name]),
+            target_fooling_rate=cfg.target_fooling_rate, batch_size=cfg.batch_size, bound=bound,
+            starting_pool=x_all, seed=params.seed + 1000 * i,
+        )
+        r = results[name]
+        print(f"attack_{mode}: {name} FR {r.fooling_rate:.2f} at level {r.level}/{r.n_levels} "
+              f"in {r.seconds:.1f} s", flush=True)
+
+    xn = x.cpu().numpy()
+    grid = epsilon_grid(l2_arrays=[r.l2 for r in results.values()], points=cfg.curve_points,
+                        curve_max=cfg.curve_max)
+    metrics: dict = {}
+    for name, r in results.items():
+        m = attack_summary(x=xn, l2=r.l2, success=r.success, epsilons=grid, bound=cfg.bound)
+        m.update(level=r.level, n_levels=r.n_levels, seconds=r.seconds)
+        m["queries" if r.queries else "gradient_calls"] = r.queries or r.gradient_calls
+        metrics[name] = m
+    # mean over the attacks that have the key (size means are missing where nothing succeeded)
+    keys = sorted(set().union(*(set(m) for m in metrics.values())) - {"gradient_calls", "queries"})
+    metrics["mean"] = {k: float(np.mean([metrics[a][k] for a in results if k in metrics[a]])) for k in keys}
+    sanity = run_sanity_checks(model=model, x=x, labels=y_t, results=results, epsilons=grid, mode=mode,
+                               bound=cfg.bound, target_fooling_rate=cfg.target_fooling_rate)
+    for check, ok in sanity.items():
+        print(f"attack_{mode}: sanity {check}: {'pass' if ok else 'FAIL'}", flush=True)
+    metrics["sanity"] = sanity
+    metrics["n_victims"] = len(rows)
+    metrics["victims_misclassified"] = misclassified
+
+    curves = {n: np.stack([grid, robustness_curve(l2=r.l2, success=r.success, epsilons=grid)], axis=1)
+              for n, r in results.items()}
+    out = {}
+    for n, r in results.items():
+        out[f"{n}_l2"], out[f"{n}_success"] = r.l2, r.success
+    k = min(cfg.n_examples, len(rows))
+    examples = {"x": xn[:k], "labels": labels[:k], "targets": targets[:k], "class_names": np.array(test.class_names)}
+    for n, r in results.items():
+        examples[f"{n}_adv"], examples[f"{n}_l2"] = r.adv[:k], r.l2[:k]
+    victims = {"rows": rows, "labels": labels, "targets": targets}
+    return ModeRun(metrics=metrics, curves=curves, results=out, examples=examples, victims=victims)
+
+
+def _load_victims(path: Path, test_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not path.is_file():
+        raise DataError(f"{str(path)!r} not found; run attack_clean first (it draws the victims)")
+    with np.load(path) as z:
+        try:
+            rows, labels, targets = z["rows"], z["labels"], z["targets"]
+        except KeyError as exc:
+            raise DataError(f"{str(path)!r} lacks {exc}; expected rows, labels, targets") from None
+    if rows.max(initial=-1) >= len(test_labels) or not np.array_equal(test_labels[rows], labels):
+        raise DataError(f"{str(path)!r} does not match build/features/test.csv; rerun attack_clean")
+    return rows.astype(np.int64), targets.astype(np.int64)

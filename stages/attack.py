@@ -1,0 +1,51 @@
+"""Stage `attack_<mode>`: run the six attacks with budget search and write metrics, curves and examples.
+
+`--mode clean` attacks build/model/model.pt and draws the victims; `bounded` (||delta||_2 <= attack.bound)
+and `unbounded` attack build/model/retrained.pt on the same victims. Outputs: docs/ARCHITECTURE.md.
+"""
+
+import argparse
+import csv
+import io
+import sys
+
+from advaudio.config import load_params
+from advaudio.errors import ConfigError, DataError
+from advaudio.evaluation.attack_run import MODES, run_mode
+from advaudio.io import save_npz, write_json, write_text
+from advaudio.runtime import reexec_with_tcmalloc
+from advaudio.stage_log import stage_summary
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=MODES, required=True)
+    args = parser.parse_args()
+    reexec_with_tcmalloc()
+    stage = f"attack_{args.mode}"
+    with stage_summary(stage, "victims") as counter:
+        try:
+            run = run_mode(params=load_params("params.yaml"), mode=args.mode)
+        except (ConfigError, DataError) as exc:
+            print(f"{stage}: {exc}", file=sys.stderr)
+            return 2
+        out = f"build/attacks/{args.mode}"
+        if args.mode == "clean":
+            save_npz(f"{out}/victims.npz", **run.victims)
+        save_npz(f"{out}/results.npz", **run.results)
+        save_npz(f"{out}/examples.npz", **run.examples)
+        for name, curve in run.curves.items():
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator="\n")
+            writer.writerow(["epsilon", "fooling_rate"])
+            writer.writerows((f"{e:.6g}", f"{f:.6g}") for e, f in curve)
+            write_text(f"metrics/curves/{stage}/{name}.csv", buf.getvalue())
+        write_json(f"metrics/{stage}.json", run.metrics)
+        counter.items = run.metrics["n_victims"] * len(run.curves)
+    failed = [k for k, v in run.metrics["sanity"].items() if not v]
+    print(f"{stage}: mean FR {run.metrics['mean']['fooling_rate']:.2f}; sanity checks failed: {failed or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
