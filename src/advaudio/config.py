@@ -79,11 +79,14 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Pitch-shift augmentation of training clips; scales are frequency ratios (12*log2(s) semitones)."""
+    """Pitch-shift augmentation of training clips; scales are frequency ratios (12*log2(s) semitones).
+    ``workers`` processes (one thread each) decode and shift; 1 = no pool."""
 
     scales: tuple[float, ...] = (0.75, 0.9, 1.15, 1.5)
+    workers: int = 2
 
     def __post_init__(self) -> None:
+        _check_range("augment.workers", self.workers, 1, 256)
         for s in self.scales:
             _check_range("augment.scales[]", s, 0.25, 4.0)
         if len(set(self.scales)) != len(self.scales):
@@ -93,7 +96,14 @@ class AugmentConfig:
 @dataclass(frozen=True)
 class SpectrogramConfig:
     """2D representation settings. ``height`` x ``width`` is the spectrogram's size after resizing;
-    tonnetz representations append ``tonnetz_height`` more rows."""
+    tonnetz representations append ``tonnetz_height`` more rows.
+
+    ``dwt_cycles`` is the Morlet's omega0 (pywt ``cmorB-1.0`` with ``B = 2 (cycles / 2 pi)^2``);
+    ``dwt_hop_length`` is the wavelet frame hop in samples at the DWT rate (frames overlap by 50 %; a
+    multiple of 4). ``top_db`` is the dynamic range kept below each clip's peak in the dB domain.
+    ``scale_percentile`` p: the [0, 1] scaling maps the train split's p-th and (100 - p)-th percentiles
+    to 0 and 1 and clips the rest.
+    """
 
     height: int = 32
     width: int = 32
@@ -104,6 +114,9 @@ class SpectrogramConfig:
     dwt_scales: int = 128
     dwt_fmin: float = 40.0
     dwt_cycles: float = 6.0
+    dwt_hop_length: int = 256
+    top_db: float = 60.0
+    scale_percentile: float = 0.5
     workers: int = 2
 
     def __post_init__(self) -> None:
@@ -116,12 +129,25 @@ class SpectrogramConfig:
         _check_range("spectrogram.dwt_scales", self.dwt_scales, 4, 4096)
         _check_range("spectrogram.dwt_fmin", self.dwt_fmin, 1.0, 20000.0)
         _check_range("spectrogram.dwt_cycles", self.dwt_cycles, 1.0, 50.0)
+        _check_range("spectrogram.dwt_hop_length", self.dwt_hop_length, 4, 65536)
+        if self.dwt_hop_length % 4:
+            raise ConfigError(
+                f"spectrogram.dwt_hop_length = {self.dwt_hop_length} must be a multiple of 4 "
+                "(the wavelet is sampled at 4 points per hop)"
+            )
+        _check_range("spectrogram.top_db", self.top_db, 10.0, 200.0)
+        _check_range("spectrogram.scale_percentile", self.scale_percentile, 0.0, 10.0)
         _check_range("spectrogram.workers", self.workers, 1, 256)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Training of the victim network."""
+    """Training of the victim network.
+
+    ``val_fold`` is the training-pool fold whose originals are the validation set for early stopping
+    (0 = the pool's lowest fold); ``cross_validate`` rotates it over every pool fold. ``amp`` (bf16/fp16
+    autocast) applies on CUDA only; ``channels_last`` is the memory format of model and batches.
+    """
 
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -134,6 +160,7 @@ class TrainConfig:
     cross_validate: bool = False
     channels_last: bool = True
     amp: bool = True
+    val_fold: int = 0
 
     def __post_init__(self) -> None:
         _check_choice("train.optimizer", self.optimizer, ["adam", "adamw", "sgd"])
@@ -143,6 +170,7 @@ class TrainConfig:
         _check_range("train.batch_size", self.batch_size, 1, 65536)
         _check_range("train.weight_decay", self.weight_decay, 0.0, 1.0)
         _check_range("train.patience", self.patience, 1, 10000)
+        _check_range("train.val_fold", self.val_fold, 0, 20)
 
 
 @dataclass(frozen=True)
@@ -173,6 +201,11 @@ class AttackConfig:
         _check_range("attack.curve_points", self.curve_points, 2, 10000)
         _check_range("attack.curve_max", self.curve_max, 0.0, 1e9)
         _check_range("attack.n_examples", self.n_examples, 0, 1000)
+        for name, ladder in self.ladders.items():
+            if not isinstance(ladder, list) or not ladder or not all(isinstance(r, dict) for r in ladder):
+                raise ConfigError(
+                    f"attack.ladders.{name} = {ladder!r}; expected a non-empty list of rungs (mappings of kwargs)"
+                )
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,36 @@
+"""Stage `augment`: decode the selected dataset, split it and pitch-shift the training pool.
+
+Reads `dataset` from `dataset_dir` (never modified) and writes build/audio/: clips.npy, index.csv,
+info.json and skipped.csv, as described in docs/ARCHITECTURE.md.
+"""
+
+import sys
+
+from advaudio.config import load_params
+from advaudio.data.prepare import prepare_audio
+from advaudio.errors import ConfigError, DataError
+from advaudio.stage_log import stage_summary
+
+OUT_DIR = "build/audio"
+
+
+def main() -> int:
+    # Registry-backed names are validated by validate_params; the dataset name is checked by its registry.
+    params = load_params("params.yaml", check_choices=False)
+    try:
+        with stage_summary("augment", "clips") as counter:
+            result = prepare_audio(params=params, out_dir=OUT_DIR)
+            counter.items = result.n_rows
+    except (ConfigError, DataError) as exc:
+        print(f"augment: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"augment: {result.n_original} originals ({result.n_test} test), {result.n_augmented} pitch-shifted "
+        f"copies, {len(result.skipped)} skipped",
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
