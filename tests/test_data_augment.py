@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from advaudio.data.augment import augment_rows, pitch_shift, semitones
-from advaudio.data.pool import SerialMap, worker_pool
+from advaudio.parallel import SerialMap, worker_pool
 
 SR = 22050
 

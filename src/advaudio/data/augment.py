@@ -65,7 +65,7 @@ def augment_rows(
     scales : sequence of float
         Frequency ratios; 1.0 is skipped (it is the original).
     pool : object with ``imap``
-        From :func:`advaudio.data.pool.worker_pool`.
+        From :func:`advaudio.parallel.worker_pool`.
 
     Yields
     ------

@@ -52,7 +52,7 @@ def decode_clips(
     out : np.ndarray
         ``(>= len(clips), n_samples)`` float32 array (may be a memmap); row k holds the k-th kept clip.
     pool : object with ``imap``
-        From :func:`advaudio.data.pool.worker_pool`.
+        From :func:`advaudio.parallel.worker_pool`.
 
     Returns
     -------

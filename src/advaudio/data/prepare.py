@@ -20,7 +20,7 @@ from advaudio.config import Params
 from advaudio.data.augment import augment_rows
 from advaudio.data.datasets import Clip, open_dataset
 from advaudio.data.decode import SkippedFile, decode_clips
-from advaudio.data.pool import worker_pool
+from advaudio.parallel import worker_pool
 from advaudio.data.splits import PAPER_TEST_FOLD, TEST, TRAIN, Assignment, assign_splits, check_no_leakage
 from advaudio.errors import DataError
 from advaudio.io import atomic_path, write_json, write_text

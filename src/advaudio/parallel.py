@@ -1,13 +1,17 @@
-"""A process pool started once, one BLAS/OpenMP thread per worker (or a plain serial map for 1 worker)."""
+"""A process pool started once, one BLAS/OpenMP/torch thread per worker (or a serial map for 1 worker).
+
+Used by the CPU-bound audio stages (augment, spectrogram). ``spawn`` workers are safe whatever the parent
+imported; callers' scripts need an ``if __name__ == "__main__":`` guard.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
-# Read by numpy/scipy/numba/soxr when a worker imports them; spawned workers inherit the parent's environ.
+# Read when a worker imports numpy/scipy/numba/torch; spawned workers inherit the parent's environ.
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -19,25 +23,38 @@ class SerialMap:
 
 
 def _init_worker() -> None:
+    import torch
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(limits=1)
+    torch.set_num_threads(1)
 
 
 @contextmanager
-def worker_pool(*, workers: int) -> Iterator[Any]:
+def worker_pool(*, workers: int, env: Mapping[str, str] | None = None) -> Iterator[Any]:
     """Yield an object with an ordered ``imap(func, iterable, chunksize)``.
 
-    ``workers > 1`` starts a ``spawn`` process pool once (safe whatever the parent imported) whose workers
-    each use one thread; ``workers == 1`` maps in this process.
+    Parameters
+    ----------
+    workers : int
+        ``> 1`` starts a ``spawn`` pool of that many one-thread processes; ``1`` maps in this process.
+    env : mapping, optional
+        Extra environment variables the workers start with (e.g. librosa's cache settings).
+
+    Raises
+    ------
+    ValueError
+        If ``workers < 1``.
     """
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     if workers == 1:
         yield SerialMap()
         return
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})
+    worker_env = {k: "1" for k in _THREAD_VARS}
+    worker_env.update(env or {})
+    saved = {k: os.environ.get(k) for k in worker_env}
+    os.environ.update(worker_env)
     try:
         pool = multiprocessing.get_context("spawn").Pool(processes=workers, initializer=_init_worker)
     finally:
