@@ -1,0 +1,126 @@
+"""Spectrogram features from ``build/features`` as in-memory tensors, and the validation-fold split.
+
+The arrays are small, so each split is read once (``np.load(mmap_mode="r")``) into one tensor and batches
+are indexed directly: no DataLoader, no worker processes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from advaudio.errors import ConfigError, DataError
+
+INDEX_COLUMNS = ("row", "clip_id", "source_id", "fold", "label", "category", "augmentation", "split")
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: inputs ``x`` (N, 1, H, W) float32 in [0, 1], labels ``y`` (N,) int64, and per-row
+    ``fold`` (N,) and ``original`` (N,) bool (augmentation scale 1.0)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    fold: np.ndarray
+    original: np.ndarray
+
+
+@dataclass(frozen=True)
+class Features:
+    """Train and test splits plus ``meta.json``."""
+
+    train: Split
+    test: Split
+    meta: dict[str, Any]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta["class_names"])
+
+
+def load_features(directory: str | Path) -> Features:
+    """Load ``{train,test}.npy``, ``{train,test}.csv`` and ``meta.json`` from ``directory``.
+
+    Raises
+    ------
+    DataError
+        Naming the file, when one is missing or inconsistent (shape, range, row count, labels).
+    """
+    directory = Path(directory)
+    meta_path = directory / "meta.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{str(meta_path)!r} not found; run the spectrogram stage first") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{str(meta_path)!r} is not valid JSON: {exc}") from None
+    for key in ("class_names", "n_classes", "input_shape"):
+        if key not in meta:
+            raise DataError(f"{str(meta_path)!r} lacks the key {key!r}")
+    splits = {name: _load_split(directory, name, meta) for name in ("train", "test")}
+    return Features(train=splits["train"], test=splits["test"], meta=meta)
+
+
+def _load_split(directory: Path, name: str, meta: dict[str, Any]) -> Split:
+    npy, csv_path = directory / f"{name}.npy", directory / f"{name}.csv"
+    try:
+        arr = np.load(npy, mmap_mode="r")
+    except FileNotFoundError:
+        raise DataError(f"{str(npy)!r} not found; run the spectrogram stage first") from None
+    expected = tuple(meta["input_shape"])
+    if arr.ndim != 4 or tuple(arr.shape[1:]) != expected or arr.dtype != np.float32:
+        raise DataError(
+            f"{str(npy)!r} holds {arr.dtype} {arr.shape}; expected float32 (N, {', '.join(map(str, expected))})"
+        )
+    x = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True))  # one read into RAM
+    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
+        raise DataError(f"{str(npy)!r} has values outside [0, 1] or non-finite values")
+    try:
+        with csv_path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    except FileNotFoundError:
+        raise DataError(f"{str(csv_path)!r} not found; run the spectrogram stage first") from None
+    if len(rows) != len(x):
+        raise DataError(f"{str(csv_path)!r} has {len(rows)} rows but {str(npy)!r} has {len(x)}")
+    if rows and any(c not in rows[0] for c in ("fold", "label", "augmentation")):
+        raise DataError(f"{str(csv_path)!r} lacks columns; expected {list(INDEX_COLUMNS)}")
+    try:
+        y = np.array([int(r["label"]) for r in rows], dtype=np.int64)
+        fold = np.array([int(r["fold"]) for r in rows], dtype=np.int64)
+        original = np.array([float(r["augmentation"]) == 1.0 for r in rows], dtype=bool)
+    except ValueError as exc:
+        raise DataError(f"{str(csv_path)!r} has a non-numeric label/fold/augmentation: {exc}") from None
+    if len(y) and (y.min() < 0 or y.max() >= int(meta["n_classes"])):
+        raise DataError(f"{str(csv_path)!r} has labels outside [0, {int(meta['n_classes']) - 1}]")
+    return Split(x=x, y=torch.from_numpy(y), fold=fold, original=original)
+
+
+def pool_folds(split: Split) -> list[int]:
+    """Sorted fold numbers present in the training pool."""
+    return sorted(int(f) for f in np.unique(split.fold))
+
+
+def train_val_rows(split: Split, *, val_fold: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices for training and validation (docs/ARCHITECTURE.md "Splits").
+
+    Validation = the original (un-augmented) rows of ``val_fold``; training = every row of the other folds,
+    so no row of the validation fold, augmented or not, is trained on.
+
+    Raises
+    ------
+    ConfigError
+        If ``val_fold`` is not a fold of the training pool, or it is the pool's only fold.
+    """
+    folds = pool_folds(split)
+    if val_fold not in folds:
+        raise ConfigError(f"train.val_fold = {val_fold} is not a fold of the training pool; choose from {folds}")
+    if len(folds) < 2:
+        raise ConfigError(f"the training pool has only fold {folds}; need >= 2 folds for a validation fold")
+    in_fold = split.fold == val_fold
+    return np.flatnonzero(~in_fold), np.flatnonzero(in_fold & split.original)

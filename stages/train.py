@@ -1,0 +1,61 @@
+"""Stage `train`: train `model` on build/features; write the checkpoint, resume state, metrics, curves.
+
+Outputs (docs/ARCHITECTURE.md): build/model/model.pt, build/train_resume/, metrics/train.json,
+metrics/train_live/ (DVCLive, without touching dvc.yaml), metrics/confusion.csv.
+"""
+
+import csv
+import io
+import sys
+
+from dvclive import Live
+
+from advaudio.config import load_params
+from advaudio.errors import ConfigError, DataError
+from advaudio.io import write_json, write_text
+from advaudio.models.checkpoint import save_checkpoint
+from advaudio.runtime import reexec_with_tcmalloc
+from advaudio.stage_log import stage_summary
+from advaudio.training.data import load_features
+from advaudio.training.run import can_resume, train_victim
+
+RESUME_DIR = "build/train_resume"
+
+
+def main() -> int:
+    reexec_with_tcmalloc()
+    try:
+        params = load_params("params.yaml")
+        features = load_features("build/features")
+    except (ConfigError, DataError) as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 2
+    with stage_summary("train", "images") as counter:
+        resume = can_resume(params=params, features=features, resume_dir=RESUME_DIR)
+        with Live("metrics/train_live", dvcyaml=False, save_dvc_exp=False, resume=resume) as live:
+
+            def log_epoch(record: dict) -> None:
+                for key, value in record.items():
+                    if key != "epoch":
+                        live.log_metric(key, value)
+                live.next_step()
+
+            outcome = train_victim(params=params, features=features, resume_dir=RESUME_DIR,
+                                   on_epoch=log_epoch)
+        save_checkpoint("build/model/model.pt", model=outcome.model, config=outcome.config)
+        write_json("metrics/train.json", outcome.metrics)
+        names = outcome.config["class_names"]
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["actual", "predicted"])
+        writer.writerows((names[a], names[p]) for a, p in zip(outcome.test_labels, outcome.test_predictions))
+        write_text("metrics/confusion.csv", buf.getvalue())
+        counter.items = int(outcome.metrics["images_per_second"] * outcome.metrics["seconds"])
+    m = outcome.metrics
+    print(f"train: {params.model} test accuracy {m['test_accuracy']:.3f}, macro F1 {m['macro_f1']:.3f}, "
+          f"{m['epochs']} epochs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

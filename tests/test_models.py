@@ -1,0 +1,129 @@
+"""Victim networks: every registered model at the smallest and default size, ResNet-56's known size,
+checkpoint round trip, pretrained weights only from disk, and clear errors."""
+
+import pytest
+import torch
+from torch import nn
+
+from advaudio.errors import ConfigError, DataError
+from advaudio.models import MIN_INPUT_SIZE, MODELS, build_model, count_parameters
+from advaudio.models.checkpoint import load_checkpoint, make_config, save_checkpoint
+from advaudio.models.torchvision_models import _fold_head_weight
+
+DEFAULT_SHAPE = (1, 32, 32)
+SIZES = [(1, MIN_INPUT_SIZE, MIN_INPUT_SIZE), DEFAULT_SHAPE, (1, 48, 20)]
+
+
+def test_registry_holds_the_six_study_models():
+    assert MODELS.names() == ["alexnet", "googlenet", "resnet18", "resnet34", "resnet56", "vgg16"]
+
+
+@pytest.mark.parametrize("shape", SIZES, ids=lambda s: f"{s[1]}x{s[2]}")
+@pytest.mark.parametrize("name", MODELS.names())
+def test_forward_backward_finite(name, shape):
+    torch.set_num_threads(1)
+    model = build_model(name, n_classes=7, input_shape=shape).train()
+    x = torch.rand(3, *shape, requires_grad=True)
+    logits = model(x)
+    assert logits.shape == (3, 7)
+    assert torch.isfinite(logits).all()
+    logits.logsumexp(1).sum().backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_resnet56_has_56_layers_and_the_papers_parameter_count():
+    model = build_model("resnet56", n_classes=10, input_shape=DEFAULT_SHAPE)
+    weighted = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weighted) == 56
+    # Closed form for option A: stem conv + BN, 27 blocks of two 3x3 conv + BN, the first of stages 2-3
+    # widening, and the classifier; shortcuts add nothing.
+    expected = 9 * 16 + 2 * 16
+    c_in = 16
+    for c in (16, 32, 64):
+        for _ in range(9):
+            expected += 9 * c_in * c + 9 * c * c + 4 * c
+            c_in = c
+    expected += 64 * 10 + 10
+    assert count_parameters(model) == expected
+    assert 0.84e6 < expected < 0.86e6  # He et al. 2016, Table 6: 0.85 M
+
+
+def test_googlenet_has_no_aux_heads_and_small_inputs_are_upsampled():
+    model = build_model("googlenet", n_classes=5, input_shape=(1, 8, 8))
+    assert model.body.aux1 is None and model.body.aux2 is None
+    assert model.adapter(torch.rand(1, 1, 8, 8)).shape[-2:] == (15, 15)
+    alex = build_model("alexnet", n_classes=5, input_shape=(1, 100, 20))
+    assert alex.adapter(torch.rand(1, 1, 100, 20)).shape[-2:] == (100, 63)
+
+
+def test_head_fold_is_exact():
+    # A linear layer on the 7x7-pooled map equals the folded layer on the smaller pooled map.
+    torch.manual_seed(0)
+    for fh, fw in [(1, 1), (2, 3), (7, 9)]:
+        feats = torch.randn(2, 5, fh, fw)
+        pool = (min(7, fh), min(7, fw))
+        weight = torch.randn(4, 5 * 49)
+        ref = torch.nn.functional.adaptive_avg_pool2d(feats, 7).flatten(1) @ weight.T
+        folded = _fold_head_weight(weight, orig_pool=(7, 7), pool=pool, channels=5)
+        out = torch.nn.functional.adaptive_avg_pool2d(feats, pool).flatten(1) @ folded.T
+        torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_pretrained_without_cached_weights_fails_clearly(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(ConfigError, match="not on disk"):
+        build_model("resnet18", n_classes=10, input_shape=DEFAULT_SHAPE, pretrained=True)
+    with pytest.raises(ConfigError, match="resnet56"):
+        build_model("resnet56", n_classes=10, input_shape=DEFAULT_SHAPE, pretrained=True)
+
+
+def test_pretrained_loads_cached_weights_averaging_rgb(tmp_path, monkeypatch):
+    from torchvision.models import ResNet18_Weights, resnet18
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reference = resnet18(weights=None)
+    path = tmp_path / "hub" / "checkpoints" / ResNet18_Weights.DEFAULT.url.rsplit("/", 1)[1]
+    path.parent.mkdir(parents=True)
+    torch.save(reference.state_dict(), path)
+    model = build_model("resnet18", n_classes=10, input_shape=DEFAULT_SHAPE, pretrained=True)
+    torch.testing.assert_close(model.body.conv1.weight, reference.conv1.weight.mean(1, keepdim=True))
+    torch.testing.assert_close(model.body.layer1[0].conv1.weight, reference.layer1[0].conv1.weight)
+    assert model.body.fc.out_features == 10
+
+
+def test_unknown_model_and_bad_shapes_fail_with_the_allowed_set():
+    with pytest.raises(ConfigError, match=r"unknown model 'resnet57'; choose from \['alexnet'"):
+        build_model("resnet57", n_classes=10, input_shape=DEFAULT_SHAPE)
+    with pytest.raises(ConfigError, match="H, W >= 8"):
+        build_model("resnet56", n_classes=10, input_shape=(1, 4, 32))
+    with pytest.raises(ConfigError, match="n_classes"):
+        build_model("resnet56", n_classes=1, input_shape=DEFAULT_SHAPE)
+
+
+@pytest.mark.parametrize("name", ["resnet56", "vgg16"])
+def test_checkpoint_round_trip_gives_identical_logits(tmp_path, name):
+    model = build_model(name, n_classes=4, input_shape=(1, 16, 24))
+    x = torch.rand(5, 1, 16, 24)
+    model.train()
+    model(x)  # move BN running statistics away from their initial values
+    model.eval()
+    config = make_config(model=name, n_classes=4, class_names=list("abcd"), input_shape=[1, 16, 24],
+                         representation="stft", scaling={"lo": -80.0, "hi": 0.0}, params={"seed": 0})
+    save_checkpoint(tmp_path / "m.pt", model=model, config=config)
+    loaded, loaded_config = load_checkpoint(tmp_path / "m.pt", device="cpu")
+    assert not loaded.training
+    assert loaded_config == config
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(DataError, match="missing.pt"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(DataError, match="other.pt"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(ValueError):
+        make_config(model="resnet56", n_classes=2, class_names=["a", "b"], input_shape=[1, 8, 8],
+                    representation="stft", scaling={"lo": torch.tensor(0.0)}, params={})

@@ -1,0 +1,107 @@
+"""Training: validation split, known-answer training, resume after an interruption, metrics, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from advaudio.config import params_from_dict
+from advaudio.errors import ConfigError, DataError
+from advaudio.training.data import load_features, train_val_rows
+from advaudio.training.fake_features import write_fake_features
+from advaudio.training.run import train_victim
+
+TRAIN_KEYS = {"test_accuracy", "macro_f1", "val_accuracy_mean", "val_accuracy_std", "epochs", "seconds",
+              "images_per_second", "n_train", "n_test", "n_parameters"}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """4 classes, 16x16, 4 folds (fold 1 = test), 2 augmentations."""
+    return load_features(write_fake_features(tmp_path_factory.mktemp("features"), sources_per_class=16))
+
+
+def _params(**train):
+    base = {"epochs": 8, "batch_size": 16, "lr": 0.003, "patience": 10}
+    return params_from_dict({"model": "resnet56", "device": "cpu", "train": {**base, **train}})
+
+
+def test_validation_fold_is_never_trained_on(tiny):
+    train_rows, val_rows = train_val_rows(tiny.train, val_fold=2)
+    assert set(tiny.train.fold[val_rows]) == {2}
+    assert tiny.train.original[val_rows].all()
+    assert not np.isin(train_rows, np.flatnonzero(tiny.train.fold == 2)).any()
+    assert len(train_rows) + (tiny.train.fold == 2).sum() == len(tiny.train.x)
+    with pytest.raises(ConfigError, match=r"train.val_fold = 1 .*choose from \[2, 3, 4\]"):
+        train_val_rows(tiny.train, val_fold=1)
+
+
+def test_tiny_separable_problem_reaches_high_accuracy(tiny):
+    torch.set_num_threads(1)
+    outcome = train_victim(params=_params(), features=tiny, progress=False)
+    m = outcome.metrics
+    assert TRAIN_KEYS <= set(m)
+    assert all(isinstance(v, (int, float)) and np.isfinite(v) for v in m.values())
+    assert m["test_accuracy"] >= 0.9
+    assert m["n_train"] == len(tiny.train.x) and m["n_test"] == len(tiny.test.x)
+    assert outcome.config["class_names"] == tiny.class_names
+    assert json.loads(json.dumps(outcome.config)) == outcome.config
+
+
+class _Interrupt(RuntimeError):
+    pass
+
+
+def test_resume_continues_at_the_right_epoch(tiny, tmp_path):
+    torch.set_num_threads(1)
+    params = _params(epochs=3)
+    reference = train_victim(params=params, features=tiny, progress=False)
+
+    seen = []
+
+    def crash_after_two(record):
+        seen.append(record["epoch"])
+        if record["epoch"] == 2:
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train_victim(params=params, features=tiny, resume_dir=tmp_path, on_epoch=crash_after_two, progress=False)
+    assert (tmp_path / "state.pt").is_file()
+    resumed = train_victim(params=params, features=tiny, resume_dir=tmp_path, on_epoch=lambda r: seen.append(r["epoch"]), progress=False)
+    assert seen == [1, 2, 3]
+    assert resumed.metrics["epochs"] == 3
+    for (k, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+    # a finished state is kept for DVC but never resumed; another fingerprint starts over too
+    seen.clear()
+    train_victim(params=_params(epochs=1), features=tiny, resume_dir=tmp_path,
+                 on_epoch=lambda r: seen.append(r["epoch"]), progress=False)
+    assert seen == [1]
+
+
+def test_cross_validation_reports_mean_and_std(tiny):
+    torch.set_num_threads(1)
+    m = train_victim(params=_params(epochs=1, cross_validate=True), features=tiny, progress=False).metrics
+    assert m["n_folds"] == 3 and m["epochs"] == 3
+    assert 0.0 <= m["val_accuracy_std"] <= m["val_accuracy_mean"] <= 1.0
+
+
+def test_bad_params_fail_with_the_allowed_set():
+    with pytest.raises(ConfigError, match=r"train.lr = -0.1 is out of range"):
+        params_from_dict({"train": {"lr": -0.1}})
+    with pytest.raises(ConfigError, match=r"train.optimizer 'adagrad' is not allowed; choose from \['adam'"):
+        params_from_dict({"train": {"optimizer": "adagrad"}})
+    with pytest.raises(ConfigError, match=r"unknown model 'vgg19'; choose from \['alexnet', 'googlenet'"):
+        from advaudio.models import MODELS
+
+        MODELS.get("vgg19")
+
+
+def test_bad_feature_files_are_named(tmp_path):
+    with pytest.raises(DataError, match="meta.json"):
+        load_features(tmp_path)
+    write_fake_features(tmp_path, sources_per_class=2)
+    np.save(tmp_path / "test.npy", np.zeros((3, 1, 8, 8), dtype=np.float32))
+    with pytest.raises(DataError, match=r"test.npy.*expected float32 \(N, 1, 16, 16\)"):
+        load_features(tmp_path)
