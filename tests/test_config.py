@@ -78,3 +78,40 @@ def test_registry_refuses_duplicates_and_lists_names():
         reg.register("a")(2)
     with pytest.raises(ConfigError, match=r"unknown widget 'b'; choose from \['a'\]"):
         reg.get("b")
+
+
+def _write_params(tmp_path, text, profiles):
+    (tmp_path / "params.yaml").write_text(text)
+    (tmp_path / "profiles").mkdir()
+    for name, body in profiles.items():
+        (tmp_path / "profiles" / f"{name}.yaml").write_text(body)
+    return tmp_path / "params.yaml"
+
+
+def test_profile_overrides_merge_into_params(tmp_path):
+    path = _write_params(
+        tmp_path,
+        "profile: big\nspectrogram:\n  height: 32\n  width: 32\ntrain:\n  epochs: 3\n",
+        {"default": "{}\n", "big": "spectrogram:\n  height: 768\n"},
+    )
+    params = load_params(path, check_choices=False)
+    assert params.spectrogram.height == 768  # from the profile
+    assert params.spectrogram.width == 32  # kept from params.yaml
+    assert params.train.epochs == 3
+
+
+def test_unknown_profile_lists_the_available_ones(tmp_path):
+    path = _write_params(tmp_path, "profile: huge\n", {"default": "{}\n", "study": "{}\n"})
+    with pytest.raises(ConfigError, match=r"profile 'huge' is not allowed; choose from \['default', 'study'\]"):
+        load_params(path, check_choices=False)
+
+
+def test_repository_profiles_are_valid():
+    for profile in sorted(p.stem for p in (REPO / "profiles").glob("*.yaml")):
+        text = (REPO / "params.yaml").read_text().replace("profile: default", f"profile: {profile}", 1)
+        raw = yaml.safe_load(text)
+        assert raw["profile"] == profile
+        from advaudio.config import load_profile, merge_overrides
+
+        params = params_from_dict(merge_overrides(raw, load_profile(profile, profiles_dir=REPO / "profiles")))
+        validate_choices(params)

@@ -20,6 +20,7 @@ import yaml
 from advaudio.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
+PROFILES_DIR = "profiles"  # beside params.yaml: profiles/<name>.yaml overrides params.yaml when profile=<name>
 
 
 @dataclass(frozen=True)
@@ -229,6 +230,7 @@ class FgsmRetrainConfig:
 class Params:
     """All of ``params.yaml``."""
 
+    profile: str = "default"
     dataset: str = "synth"
     dataset_dir: str = "build/synth"
     representation: str = "stft"
@@ -266,16 +268,50 @@ def load_params(path: str | Path = DEFAULT_PARAMS, *, check_choices: bool = True
         On a missing file, unknown keys, wrong types or disallowed values.
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"params file {str(path)!r} not found") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"params file {str(path)!r} is not valid YAML: {exc}") from None
-    params = params_from_dict(raw or {})
+    raw = _read_yaml(path, what="params file") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params file {str(path)!r} must hold a mapping, got {raw!r}")
+    profile = raw.get("profile", "default")
+    if not isinstance(profile, str):
+        raise ConfigError(f"profile must be a string, got {profile!r}")
+    raw = merge_overrides(raw, load_profile(profile, profiles_dir=path.parent / PROFILES_DIR))
+    params = params_from_dict(raw)
     if check_choices:
         validate_choices(params)
     return params
+
+
+def load_profile(name: str, *, profiles_dir: str | Path = PROFILES_DIR) -> dict[str, Any]:
+    """The overrides of profile ``name`` (``profiles/<name>.yaml``), e.g. ``study`` for the study's budgets
+    and sizes.
+
+    Raises
+    ------
+    ConfigError
+        If the profile file does not exist (the message lists the profiles there) or is not a mapping.
+    """
+    profiles_dir = Path(profiles_dir)
+    available = sorted(p.stem for p in profiles_dir.glob("*.yaml"))
+    if name not in available:
+        raise ConfigError(f"profile {name!r} is not allowed; choose from {available} (files in {profiles_dir}/)")
+    overrides = _read_yaml(profiles_dir / f"{name}.yaml", what="profile") or {}
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"profile {str(profiles_dir / name)!r}.yaml must hold a mapping")
+    if "profile" in overrides:
+        raise ConfigError(f"profile {name!r} must not set 'profile' itself")
+    return overrides
+
+
+def merge_overrides(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``overrides`` into a copy of ``base``: mappings merge key by key, everything else
+    (numbers, strings, lists) is replaced."""
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_overrides(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def params_from_dict(raw: dict[str, Any]) -> Params:
@@ -315,6 +351,15 @@ def resolve_device(name: str) -> str:
 
 
 # --- helpers ---------------------------------------------------------------------------------------
+
+
+def _read_yaml(path: Path, *, what: str) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {str(path)!r} not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {exc}") from None
 
 
 def _check_choice(key: str, value: Any, allowed: list[str]) -> None:

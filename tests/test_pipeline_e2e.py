@@ -1,0 +1,111 @@
+"""End to end: `dvc repro` on a tiny configuration of the real pipeline, in a copy of this repository.
+
+Proves that every stage runs and writes what the next one reads, that a second `dvc repro` does nothing,
+that `dvc exp run -S representation=...` reruns only what depends on the representation, and that a bad
+value fails in `validate_params` with the allowed set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "synth": {"n_classes": 4, "clips_per_class": 12, "clip_seconds": 0.6, "n_folds": 3},
+    "augment": {"scales": [0.9, 1.15], "workers": 1},
+    "spectrogram": {"height": 16, "width": 16, "tonnetz_height": 8, "dwt_scales": 32, "workers": 1},
+    "train": {"epochs": 2, "batch_size": 32, "patience": 2},
+    "fgsm_retrain": {"epochs": 1},
+    "attack": {
+        "n_victims": 4,
+        "n_examples": 2,
+        "ladders": {
+            "bim_a": [{"epsilon": 2.0, "steps": 5, "rel_stepsize": 0.25}],
+            "bim_b": [{"epsilon": 2.0, "steps": 5, "rel_stepsize": 0.25}],
+            "jsma": [{"max_iterations": 10, "theta": 1.0}],
+            "deepfool": [{"steps": 10}],
+            "cw": [{"c": 1.0, "steps": 10, "binary_search_steps": 1}],
+            "pia": [{"epsilon": 0.3, "steps": 3, "samples": 10}],
+        },
+    },
+}
+
+
+def _deep_update(base: dict, override: dict) -> dict:
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict) and key != "ladders":
+            _deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _copy_worktree(dst: Path) -> None:
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO, check=True, capture_output=True, text=True,
+    ).stdout.splitlines()
+    for rel in files:
+        src = REPO / rel
+        if not src.is_file() or rel.startswith(("metrics/", "reports/")):
+            continue
+        target = dst / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, target)
+    (dst / ".dvc").mkdir(exist_ok=True)
+    shutil.copy2(REPO / ".dvc" / "config", dst / ".dvc" / "config")
+
+
+def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+
+
+@pytest.mark.slow
+def test_tiny_pipeline_end_to_end(tmp_path):
+    repo = tmp_path / "repo"
+    _copy_worktree(repo)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    (repo / "params.yaml").write_text(yaml.safe_dump(_deep_update(params, TINY), sort_keys=False))
+    (repo / "dvc.lock").unlink(missing_ok=True)
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "tiny"]):
+        assert _run(cmd, repo).returncode == 0
+
+    first = _run(["dvc", "repro"], repo)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    summary = json.loads((repo / "metrics" / "summary.json").read_text())
+    for key in ("accuracy", "accuracy_drop", "bounded_fooling_rate", "eps_ratio"):
+        assert key in summary, f"summary.json lacks {key}: {sorted(summary)}"
+    assert 0.0 <= summary["accuracy"] <= 1.0
+    attack = json.loads((repo / "metrics" / "attack_clean.json").read_text())
+    assert set(TINY["attack"]["ladders"]) <= set(attack)
+    for name in ("report.md", "figure1.png", "curves.png"):
+        assert (repo / "reports" / name).stat().st_size > 0
+
+    second = _run(["dvc", "repro"], repo)
+    assert second.returncode == 0
+    assert "Running stage" not in second.stdout, second.stdout
+
+    assert _run(["git", "add", "-A"], repo).returncode == 0
+    assert _run(["git", "commit", "-qm", "first run"], repo).returncode == 0
+    exp = _run(["dvc", "exp", "run", "-S", "representation=dwt"], repo)
+    assert exp.returncode == 0, exp.stdout[-4000:] + exp.stderr[-4000:]
+    ran = {line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage")}
+    assert {"spectrogram", "train", "attack_clean", "tables"} <= ran
+    assert not ran & {"synth", "augment"}, ran
+
+    bad = _run(["dvc", "exp", "run", "-S", "model=vgg61"], repo)
+    assert bad.returncode != 0
+    assert "model 'vgg61' is not allowed; choose from" in bad.stdout + bad.stderr
+    ran_bad = [line for line in bad.stdout.splitlines() if line.startswith("Running stage")]
+    assert ran_bad == ["Running stage 'validate_params':"], ran_bad
