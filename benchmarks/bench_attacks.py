@@ -22,7 +22,7 @@ from art.estimators.classification import PyTorchClassifier
 
 from advaudio.attacks import ATTACKS
 from advaudio.attacks.victims import select_victims
-from advaudio.evaluation.data import load_test_split
+from advaudio.training.data import load_split, read_meta
 from advaudio.evaluation.verify import predict, verify_adversarials
 from advaudio.models.checkpoint import load_checkpoint
 
@@ -43,11 +43,13 @@ def main() -> None:
     ap.add_argument("--nes-steps", type=int, default=20)
     args = ap.parse_args()
     model, cfg = load_checkpoint(args.checkpoint, device="cpu")
-    test = load_test_split(directory=args.features)
-    x_all = torch.from_numpy(test.x)
-    rows, targets = select_victims(labels=test.labels, predictions=predict(model=model, x=x_all).numpy(),
-                                   n_victims=args.n, n_classes=len(test.class_names), seed=0)
-    x, y, t = x_all[rows], torch.from_numpy(test.labels[rows]), torch.from_numpy(targets)
+    meta = read_meta(args.features)
+    test = load_split(args.features, "test", meta=meta)
+    labels, n_classes = test.y.numpy(), int(meta["n_classes"])
+    x_all = test.x
+    rows, targets = select_victims(labels=labels, predictions=predict(model=model, x=x_all).numpy(),
+                                   n_victims=args.n, n_classes=n_classes, seed=0)
+    x, y, t = x_all[rows], torch.from_numpy(labels[rows]), torch.from_numpy(targets)
     n, d = len(x), x[0].numel()
     fmodel = fb.PyTorchModel(model, bounds=(0, 1))
     crit = fb.criteria.TargetedMisclassification(t)
@@ -63,8 +65,8 @@ def main() -> None:
     print(f"model {cfg['model']} input {tuple(x.shape[1:])}, {n} victims, threads {torch.get_num_threads()}")
     budget = args.features_changed
     clf = PyTorchClassifier(model=model, loss=torch.nn.CrossEntropyLoss(), input_shape=tuple(x.shape[1:]),
-                            nb_classes=len(test.class_names), clip_values=(0.0, 1.0))
-    onehot = np.eye(len(test.class_names), dtype=np.float32)[targets]
+                            nb_classes=n_classes, clip_values=(0.0, 1.0))
+    onehot = np.eye(n_classes, dtype=np.float32)[targets]
 
     def project_jsma(pairs, xs=x, c=crit):
         attack = ATTACKS.get("jsma")(max_iterations=budget // 2 if pairs else budget, theta=args.theta,

@@ -291,7 +291,9 @@ def load_profile(name: str, *, profiles_dir: str | Path = PROFILES_DIR) -> dict[
         If the profile file does not exist (the message lists the profiles there) or is not a mapping.
     """
     profiles_dir = Path(profiles_dir)
-    available = sorted(p.stem for p in profiles_dir.glob("*.yaml"))
+    available = sorted({"default", *(p.stem for p in profiles_dir.glob("*.yaml"))})
+    if name == "default" and not (profiles_dir / "default.yaml").exists():
+        return {}  # the default profile changes nothing; its file exists only as a DVC dependency
     if name not in available:
         raise ConfigError(f"profile {name!r} is not allowed; choose from {available} (files in {profiles_dir}/)")
     overrides = _read_yaml(profiles_dir / f"{name}.yaml", what="profile") or {}

@@ -20,11 +20,11 @@ from advaudio.attacks.budget import BudgetResult, budget_search
 from advaudio.attacks.victims import select_victims
 from advaudio.config import Params, resolve_device
 from advaudio.errors import ConfigError, DataError
-from advaudio.evaluation.data import load_test_split
 from advaudio.evaluation.metrics import attack_summary, epsilon_grid, robustness_curve
 from advaudio.evaluation.sanity import run_sanity_checks
 from advaudio.evaluation.verify import predict
 from advaudio.models.checkpoint import load_checkpoint
+from advaudio.training.data import load_split, read_meta
 
 MODES = ("clean", "bounded", "unbounded")
 
@@ -61,16 +61,18 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     model, _ = load_checkpoint(root / "build/model" / ("model.pt" if mode == "clean" else "retrained.pt"),
                                device=device)
     model = model.to(memory_format=torch.channels_last)
-    test = load_test_split(directory=root / "build/features")
-    x_all = torch.from_numpy(test.x).to(device)
+    meta = read_meta(root / "build/features")
+    test = load_split(root / "build/features", "test", meta=meta)
+    test_labels, class_names = test.y.numpy(), list(meta["class_names"])
+    x_all = test.x.to(device)
     victims_path = root / "build/attacks/clean/victims.npz"
     if mode == "clean":
         preds = predict(model=model, x=x_all).cpu().numpy()
-        rows, targets = select_victims(labels=test.labels, predictions=preds, n_victims=cfg.n_victims,
-                                       n_classes=len(test.class_names), seed=params.seed)
+        rows, targets = select_victims(labels=test_labels, predictions=preds, n_victims=cfg.n_victims,
+                                       n_classes=len(class_names), seed=params.seed)
     else:
-        rows, targets = _load_victims(victims_path, test.labels)
-    labels = test.labels[rows]
+        rows, targets = _load_victims(victims_path, test_labels)
+    labels = test_labels[rows]
     x = x_all[rows]
     y_t, t_t = torch.from_numpy(labels).to(device), torch.from_numpy(targets).to(device)
     misclassified = int((predict(model=model, x=x) != y_t).sum())
@@ -113,7 +115,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     for n, r in results.items():
         out[f"{n}_l2"], out[f"{n}_success"] = r.l2, r.success
     k = min(cfg.n_examples, len(rows))
-    examples = {"x": xn[:k], "labels": labels[:k], "targets": targets[:k], "class_names": np.array(test.class_names)}
+    examples = {"x": xn[:k], "labels": labels[:k], "targets": targets[:k], "class_names": np.array(class_names)}
     for n, r in results.items():
         examples[f"{n}_adv"], examples[f"{n}_l2"] = r.adv[:k], r.l2[:k]
     victims = {"rows": rows, "labels": labels, "targets": targets}

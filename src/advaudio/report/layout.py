@@ -80,4 +80,6 @@ def format_number(value: float | None, *, digits: int = 3, percent: bool = False
         return EMPTY_CELL
     if percent:
         return f"{100.0 * value:.1f}"
+    if digits == 0:
+        return f"{value:.0f}"  # counts (gradient calls, queries) stay exact
     return f"{value:.{digits}g}" if abs(value) >= 1e4 else f"{value:.{digits}f}"

@@ -53,7 +53,20 @@ def load_features(directory: str | Path) -> Features:
         Naming the file, when one is missing or inconsistent (shape, range, row count, labels).
     """
     directory = Path(directory)
-    meta_path = directory / "meta.json"
+    meta = read_meta(directory)
+    splits = {name: load_split(directory, name, meta=meta) for name in ("train", "test")}
+    return Features(train=splits["train"], test=splits["test"], meta=meta)
+
+
+def read_meta(directory: str | Path) -> dict[str, Any]:
+    """Read and check ``meta.json`` of a features folder.
+
+    Raises
+    ------
+    DataError
+        Naming the file, when it is missing, not JSON or lacks a key.
+    """
+    meta_path = Path(directory) / "meta.json"
     try:
         meta = json.loads(meta_path.read_text())
     except FileNotFoundError:
@@ -63,11 +76,18 @@ def load_features(directory: str | Path) -> Features:
     for key in ("class_names", "n_classes", "input_shape"):
         if key not in meta:
             raise DataError(f"{str(meta_path)!r} lacks the key {key!r}")
-    splits = {name: _load_split(directory, name, meta) for name in ("train", "test")}
-    return Features(train=splits["train"], test=splits["test"], meta=meta)
+    return meta
 
 
-def _load_split(directory: Path, name: str, meta: dict[str, Any]) -> Split:
+def load_split(directory: str | Path, name: str, *, meta: dict[str, Any]) -> Split:
+    """Load one split (``train`` or ``test``) of a features folder and check it against ``meta``.
+
+    Raises
+    ------
+    DataError
+        Naming the file, when one is missing or inconsistent (shape, range, row count, labels).
+    """
+    directory = Path(directory)
     npy, csv_path = directory / f"{name}.npy", directory / f"{name}.csv"
     try:
         arr = np.load(npy, mmap_mode="r")
