@@ -20,10 +20,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
-    "synth": {"n_classes": 4, "clips_per_class": 12, "clip_seconds": 0.6, "n_folds": 3},
+    "model": "resnet18",
+    "synth": {"n_classes": 4, "clips_per_class": 24, "clip_seconds": 0.6, "n_folds": 3},
     "augment": {"scales": [0.9, 1.15], "workers": 1},
     "spectrogram": {"height": 16, "width": 16, "tonnetz_height": 8, "dwt_scales": 32, "workers": 1},
-    "train": {"epochs": 2, "batch_size": 32, "patience": 2},
+    "train": {"epochs": 10, "batch_size": 32, "patience": 10, "lr": 0.003},
     "fgsm_retrain": {"epochs": 1},
     "attack": {
         "n_victims": 4,
@@ -86,7 +87,7 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
     for key in ("accuracy", "accuracy_drop", "bounded_fooling_rate", "eps_ratio"):
         assert key in summary, f"summary.json lacks {key}: {sorted(summary)}"
-    assert 0.0 <= summary["accuracy"] <= 1.0
+    assert summary["accuracy"] > 0.3, "the tiny model should beat chance (0.25, 4 classes)"
     attack = json.loads((repo / "metrics" / "attack_clean.json").read_text())
     assert set(TINY["attack"]["ladders"]) <= set(attack)
     for name in ("report.md", "figure1.png", "curves.png"):
