@@ -102,3 +102,25 @@ def test_config_rejects_bad_ladders():
         params_from_dict({"attack": {"ladders": {"cw": []}}})
     with pytest.raises(ConfigError, match="attack.ladders.cw"):
         params_from_dict({"attack": {"ladders": {"cw": {"c": 1}}}})
+
+
+def test_recheck_counts_only_valid_adversarials_of_the_right_class():
+    from advaudio.evaluation.recheck import rechecked_success
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3, bias=False))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(3, 4))  # class = argmax of the first three features
+    x = np.zeros((4, 1, 2, 2), dtype=np.float32)
+    x[:, 0, 0, 0] = 0.6  # every victim starts as class 0
+    adv = x.copy()
+    adv[0, 0, 0, 1] = 0.9  # -> class 1 (the target)
+    adv[1, 0, 1, 0] = 0.9  # -> class 2 (wrong, not the target)
+    adv[2, 0, 0, 1] = 1.5  # -> class 1 but outside [0, 1]
+    labels = np.zeros(4, dtype=np.int64)
+    targets = np.ones(4, dtype=np.int64)
+    targeted = rechecked_success(model=model, x=x, adv=adv, labels=labels, targets=targets)
+    assert targeted.tolist() == [True, False, False, False]
+    untargeted = rechecked_success(model=model, x=x, adv=adv, labels=labels, targets=None)
+    assert untargeted.tolist() == [True, True, False, False]
+    bounded = rechecked_success(model=model, x=x, adv=adv, labels=labels, targets=None, bound=0.5)
+    assert bounded.tolist() == [False, False, False, False]

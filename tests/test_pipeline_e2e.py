@@ -93,6 +93,10 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     for name in ("report.md", "figure1.png", "curves.png"):
         assert (repo / "reports" / name).stat().st_size > 0
 
+    for mode in ("clean", "bounded", "unbounded"):  # stored adversarials confirm the reported fooling rates
+        recheck = _run([sys.executable, "-m", "advaudio.evaluation.recheck", "--mode", mode], repo)
+        assert recheck.returncode == 0, recheck.stdout + recheck.stderr
+
     second = _run(["dvc", "repro"], repo)
     assert second.returncode == 0
     assert "Running stage" not in second.stdout, second.stdout

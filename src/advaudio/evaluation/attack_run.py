@@ -114,6 +114,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     out = {}
     for n, r in results.items():
         out[f"{n}_l2"], out[f"{n}_success"] = r.l2, r.success
+        out[f"{n}_adv"] = r.adv  # every victim's adversarial (the input where it failed), for re-checking
     k = min(cfg.n_examples, len(rows))
     examples = {"x": xn[:k], "labels": labels[:k], "targets": targets[:k], "class_names": np.array(class_names)}
     for n, r in results.items():

@@ -1,0 +1,116 @@
+"""Independent re-check of reported fooling rates from the stored adversarial examples.
+
+Reads the model checkpoint, the test features, the victims and every stored adversarial
+(``build/attacks/<mode>/results.npz``), classifies each adversarial again with a plain forward pass and
+compares the resulting fooling rate with ``metrics/attack_<mode>.json``. Run it as::
+
+    python -m advaudio.evaluation.recheck --mode clean   # or bounded / unbounded
+
+It exits with status 1 when a reported fooling rate does not match.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from advaudio.attacks import ATTACKS
+from advaudio.config import load_params
+from advaudio.errors import DataError
+from advaudio.models.checkpoint import load_checkpoint
+from advaudio.training.data import load_split, read_meta
+
+
+def rechecked_success(
+    *,
+    model: torch.nn.Module,
+    x: np.ndarray,
+    adv: np.ndarray,
+    labels: np.ndarray,
+    targets: np.ndarray | None,
+    bound: float | None = None,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Per-victim success of stored adversarials, decided only from the model's argmax.
+
+    An adversarial counts when it is finite, inside [0, 1], within ``bound`` (L2, when given) and is
+    classified as the target (``targets`` given) or as any wrong class (``targets`` None).
+    """
+    preds = []
+    with torch.no_grad():
+        for start in range(0, len(adv), batch_size):
+            batch = torch.from_numpy(np.ascontiguousarray(adv[start:start + batch_size], dtype=np.float32))
+            preds.append(model(batch).argmax(dim=1).numpy())
+    pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    flat = adv.reshape(len(adv), -1)
+    valid = np.isfinite(flat).all(axis=1) & (flat.min(axis=1) >= 0.0) & (flat.max(axis=1) <= 1.0)
+    if bound is not None:
+        valid &= np.linalg.norm((adv - x).reshape(len(adv), -1), axis=1) <= bound * (1 + 1e-5)
+    hit = pred == targets if targets is not None else pred != labels
+    return valid & hit
+
+
+def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float, float]]:
+    """``{attack: (reported FR, re-checked FR)}`` for one attack stage.
+
+    Raises
+    ------
+    DataError
+        Naming a missing file or an attack missing from the stored results.
+    """
+    root = Path(root)
+    params = load_params(root / "params.yaml", check_choices=False)
+    model, _ = load_checkpoint(root / "build/model" / ("model.pt" if mode == "clean" else "retrained.pt"),
+                               device="cpu")
+    meta = read_meta(root / "build/features")
+    test = load_split(root / "build/features", "test", meta=meta)
+    metrics_path = root / "metrics" / f"attack_{mode}.json"
+    results_path = root / "build/attacks" / mode / "results.npz"
+    victims_path = root / "build/attacks/clean/victims.npz"
+    for path in (metrics_path, results_path, victims_path):
+        if not path.is_file():
+            raise DataError(f"{str(path)!r} not found; run `dvc repro attack_{mode}` first")
+    reported = json.loads(metrics_path.read_text())
+    with np.load(victims_path) as v:
+        rows, labels, targets = v["rows"], v["labels"], v["targets"]
+    x = test.x.numpy()[rows]
+    out = {}
+    with np.load(results_path) as results:
+        for name in params.attack.attacks:
+            if f"{name}_adv" not in results.files:
+                raise DataError(f"{str(results_path)!r} has no stored adversarials for {name!r}")
+            ok = rechecked_success(
+                model=model, x=x, adv=results[f"{name}_adv"], labels=labels,
+                targets=targets if ATTACKS.get(name).targeted else None,
+                bound=params.attack.bound if mode == "bounded" else None,
+            )
+            out[name] = (float(reported[name]["fooling_rate"]), float(ok.mean()))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["clean", "bounded", "unbounded"], default="clean")
+    parser.add_argument("--root", default=".")
+    args = parser.parse_args(argv)
+    try:
+        rates = recheck_mode(mode=args.mode, root=args.root)
+    except DataError as exc:
+        print(f"recheck: {exc}", file=sys.stderr)
+        return 2
+    mismatches = 0
+    for name, (reported, rechecked) in rates.items():
+        same = abs(reported - rechecked) < 1e-9
+        mismatches += not same
+        print(f"{args.mode} {name}: reported FR {reported:.3f}, re-checked {rechecked:.3f} "
+              f"{'ok' if same else 'MISMATCH'}")
+    return 1 if mismatches else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
