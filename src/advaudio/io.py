@@ -11,6 +11,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from advaudio.errors import DataError
+
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
@@ -53,3 +55,23 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
+
+
+def read_json_object(path: str | Path, *, missing_hint: str) -> dict[str, Any]:
+    """Read a JSON file that must hold an object.
+
+    Raises
+    ------
+    DataError
+        Naming the file: ``"<path>: not found (<missing_hint>)"``, not valid JSON, or not an object.
+    """
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{path}: not found ({missing_hint})") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj

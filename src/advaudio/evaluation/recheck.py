@@ -12,7 +12,6 @@ It exits with status 1 when a reported fooling rate does not match.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from advaudio.attacks import ATTACKS
 from advaudio.config import load_params
 from advaudio.errors import DataError
+from advaudio.io import read_json_object
 from advaudio.models.checkpoint import load_checkpoint
 from advaudio.training.data import load_split, read_meta
 
@@ -75,7 +75,7 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
     for path in (metrics_path, results_path, victims_path):
         if not path.is_file():
             raise DataError(f"{str(path)!r} not found; run `dvc repro attack_{mode}` first")
-    reported = json.loads(metrics_path.read_text())
+    reported = read_json_object(metrics_path, missing_hint=f"run `dvc repro attack_{mode}` first")
     with np.load(victims_path) as v:
         rows, labels, targets = v["rows"], v["labels"], v["targets"]
     x = test.x.numpy()[rows]

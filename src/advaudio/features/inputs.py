@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from advaudio.errors import DataError
+from advaudio.io import read_json_object
 
 INDEX_COLUMNS = ("row", "clip_id", "source_id", "fold", "label", "category", "augmentation", "split")
 INFO_KEYS = ("dataset", "sample_rate", "clip_samples", "class_names", "dwt_sample_rate")
@@ -43,10 +43,7 @@ def read_audio_inputs(*, audio_dir: str | Path) -> AudioInputs:
     for path in (info_path, index_path, clips_path):
         if not path.is_file():
             raise DataError(f"{path}: missing; run the augment stage first")
-    try:
-        info = json.loads(info_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{info_path}: not valid JSON ({exc})") from None
+    info = read_json_object(info_path, missing_hint="run the augment stage first")
     missing = [k for k in INFO_KEYS if k not in info]
     if missing:
         raise DataError(f"{info_path}: missing keys {missing}; expected {list(INFO_KEYS)}")

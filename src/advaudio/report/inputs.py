@@ -8,7 +8,6 @@ The formats are those of ``docs/ARCHITECTURE.md``: ``metrics/train.json``, ``met
 from __future__ import annotations
 
 import csv
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from advaudio.errors import DataError
+from advaudio.io import read_json_object
 
 MODES: tuple[str, ...] = ("clean", "bounded", "unbounded")
 # Object-valued keys of attack_<mode>.json that are not attacks; number-valued top-level keys
@@ -42,16 +42,7 @@ def read_json(*, path: str | Path) -> dict[str, Any]:
     DataError
         If the file is missing, is not valid JSON or does not hold an object.
     """
-    path = Path(path)
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{path}: metrics file not found (is the stage that writes it in the pipeline?)") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"{path}: expected a JSON object, got {type(obj).__name__}")
-    return obj
+    return read_json_object(path, missing_hint="is the stage that writes it in the pipeline?")
 
 
 def require_number(obj: dict[str, Any], key: str, *, path: str | Path) -> float:
