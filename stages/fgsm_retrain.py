@@ -28,7 +28,7 @@ def main() -> int:
         outcome = fgsm_retrain(params=params, features=features, clean_model=clean_model, clean_config=clean_config)
         save_checkpoint("build/model/retrained.pt", model=outcome.model, config=outcome.config)
         write_json("metrics/fgsm_retrain.json", outcome.metrics)
-        counter.items = int(outcome.metrics["epochs"] * len(features.train.x))
+        counter.items = int(outcome.metrics["epochs"] * outcome.metrics["n_train"])
     m = outcome.metrics
     print(f"fgsm_retrain: test accuracy {m['clean_test_accuracy']:.3f} -> {m['test_accuracy']:.3f} "
           f"({m['accuracy_drop_points']:.1f} points)")

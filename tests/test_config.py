@@ -36,6 +36,10 @@ def test_defaults_match_params_file():
         ({"augment": {"scales": 0.75}}, "augment.scales must be a list"),
         ({"device": "tpu"}, "device 'tpu' is not allowed"),
         ({"synth": {"snr_db_min": 30.0, "snr_db_max": 10.0}}, "must not exceed"),
+        ({"train": {"by_model": {"vgg16": {"lr": -1.0}}}}, "train.by_model.vgg16: train.lr = -1.0 is out of range"),
+        ({"train": {"by_model": {"vgg16": {"amp": False}}}}, "train.by_model.vgg16 has unknown key(s) ['amp']"),
+        ({"train": {"by_model": {"vgg16": 0.01}}}, "train.by_model.vgg16 must be a mapping"),
+        ({"fgsm_retrain": {"lr_scale": 0.0}}, "fgsm_retrain.lr_scale = 0.0 is out of range"),
     ],
 )
 def test_bad_values_are_refused(raw, message):
@@ -114,4 +118,20 @@ def test_repository_profiles_are_valid():
         from advaudio.config import load_profile, merge_overrides
 
         params = params_from_dict(merge_overrides(raw, load_profile(profile, profiles_dir=REPO / "profiles")))
+        validate_choices(params)
+
+
+def test_per_model_training_overrides_apply_to_that_model_only():
+    raw = {"model": "vgg16", "train": {"lr": 0.001, "optimizer": "adam",
+                                       "by_model": {"vgg16": {"optimizer": "sgd", "lr": 0.01}}}}
+    params = params_from_dict(raw)
+    assert (params.model_train.optimizer, params.model_train.lr) == ("sgd", 0.01)
+    assert params.model_train.epochs == params.train.epochs and params.model_train.by_model == {}
+    other = params_from_dict({**raw, "model": "resnet56"})
+    assert (other.model_train.optimizer, other.model_train.lr) == ("adam", 0.001)
+
+
+def test_per_model_overrides_name_a_registered_model():
+    params = params_from_dict({"train": {"by_model": {"vgg61": {"lr": 0.01}}}})
+    with pytest.raises(ConfigError, match=r"train.by_model key 'vgg61' is not allowed; choose from \['alexnet'"):
         validate_choices(params)

@@ -135,3 +135,16 @@ def test_stage_script_reports_bad_params(tmp_path):
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 2 and "dwt_hop_length" in proc.stderr
+
+
+def test_rebuilt_features_are_byte_identical(tmp_path, rng):
+    # DVC skips train and the attacks after an unchanged spectrogram rerun only if every output file is
+    # identical, so meta.json must hold no timings and extraction must be deterministic.
+    write_fake_audio(tmp_path / "audio", rng=rng)
+    for out in ("a", "b"):
+        build_features(audio_dir=tmp_path / "audio", out_dir=tmp_path / out, representation="dwt_tonnetz",
+                       config=CONFIG, dataset="synth")
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -14,7 +14,7 @@ from advaudio.training.fgsm_retrain import fgsm_loss, fgsm_retrain
 from advaudio.training.run import train_victim
 
 FGSM_KEYS = {"test_accuracy", "clean_test_accuracy", "accuracy_drop_points", "accuracy_drop_relative",
-             "epochs", "seconds"}
+             "epochs", "seconds", "images_per_second", "n_train"}
 
 
 def test_loss_matches_eq14_at_both_ends():
@@ -42,7 +42,7 @@ def test_fgsm_retraining_raises_the_perturbation_needed(tmp_path):
     torch.set_num_threads(1)
     features = load_features(write_fake_features(tmp_path, sources_per_class=16, noise=0.25))
     params = params_from_dict({"device": "cpu", "train": {"epochs": 8, "batch_size": 16, "lr": 0.003},
-                               "fgsm_retrain": {"epochs": 6, "epsilon": 0.1, "lr": 0.003}})
+                               "fgsm_retrain": {"epochs": 6, "epsilon": 0.1, "lr_scale": 1.0}})
     clean = train_victim(params=params, features=features, progress=False)
     outcome = fgsm_retrain(params=params, features=features, clean_model=clean.model, clean_config=clean.config,
                            progress=False)
@@ -58,3 +58,18 @@ def test_fgsm_retraining_raises_the_perturbation_needed(tmp_path):
     print(f"DeepFool L2 needed (median): clean {before:.3f}, retrained {after:.3f}; accuracy "
           f"{m['clean_test_accuracy']:.3f} -> {m['test_accuracy']:.3f}")
     assert after > 1.2 * before, (before, after)
+
+
+def test_retraining_uses_the_models_own_optimiser_at_lr_scale(tmp_path):
+    torch.set_num_threads(1)
+    features = load_features(write_fake_features(tmp_path, sources_per_class=2))
+    params = params_from_dict({
+        "device": "cpu", "model": "resnet56",
+        "train": {"epochs": 1, "schedule": "none", "by_model": {"resnet56": {"optimizer": "sgd", "lr": 0.02}}},
+        "fgsm_retrain": {"epochs": 1, "lr_scale": 0.25},
+    })
+    clean = train_victim(params=params, features=features, progress=False)
+    records = []
+    fgsm_retrain(params=params, features=features, clean_model=clean.model, clean_config=clean.config,
+                 on_epoch=records.append, progress=False)
+    assert records[0]["lr"] == pytest.approx(0.005)

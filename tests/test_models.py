@@ -127,3 +127,14 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError):
         make_config(model="resnet56", n_classes=2, class_names=["a", "b"], input_shape=[1, 8, 8],
                     representation="stft", scaling={"lo": torch.tensor(0.0)}, params={})
+
+
+@pytest.mark.parametrize("name", ["alexnet", "vgg16"])
+def test_networks_without_batch_norm_start_with_unshrunk_logits(name):
+    # torchvision's init gives fresh AlexNet and VGG-16 logits of std 0.001-0.02 at 32x32 (training stalls at chance);
+    # He fan-in init keeps the scale (models/torchvision_models.py, "Initialisation").
+    torch.manual_seed(0)
+    model = build_model(name, n_classes=10, input_shape=(1, 32, 32)).eval()
+    with torch.no_grad():
+        logits = model(torch.rand(16, 1, 32, 32))
+    assert logits.std() > 0.1

@@ -51,7 +51,7 @@ def make_inputs() -> dict[str, dict]:
     }
     for mode, attacks in (("clean", clean), ("bounded", bounded), ("unbounded", unbounded)):
         files[f"attack_{mode}.json"] = {**attacks, "mean": {"fooling_rate": 0.5}, "sanity": dict(SANITY),
-                                        "n_victims": 20, "victims_misclassified": 0}
+                                        "n_victims": 20, "victims_misclassified": 0, "bound": 3.0}
     return files
 
 
@@ -237,3 +237,11 @@ def test_study_values_cover_the_published_grid():
     assert published_cell(dataset="urbansound8k", representation="dwt_tonnetz", model="resnet56") == {
         "accuracy": 91.36, "accuracy_drop": 26.08, "bounded_fooling_rate": 55.38, "eps_ratio": 2.501}
     assert published_cell(dataset="synth", representation="stft", model="resnet56") is None
+
+
+def test_attack_files_with_different_bounds_are_refused(tmp_path, rng):
+    files = make_inputs()
+    files["attack_bounded.json"]["bound"] = 0.5
+    write_tree(tmp_path, files, rng=rng)
+    with pytest.raises(DataError, match=r"attack_bounded.json: bound 0.5 differs from .*attack_clean.json: 3.0"):
+        read_attack_suite(metrics_dir=tmp_path / "metrics")

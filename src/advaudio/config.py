@@ -148,6 +148,8 @@ class TrainConfig:
     ``val_fold`` is the training-pool fold whose originals are the validation set for early stopping
     (0 = the pool's lowest fold); ``cross_validate`` rotates it over every pool fold. ``amp`` (bf16/fp16
     autocast) applies on CUDA only; ``channels_last`` is the memory format of model and batches.
+    ``by_model`` maps a model name to overrides of the optimisation keys (:data:`PER_MODEL_TRAIN_KEYS`)
+    for that model only; :meth:`for_model` applies them.
     """
 
     optimizer: str = "adam"
@@ -162,6 +164,7 @@ class TrainConfig:
     channels_last: bool = True
     amp: bool = True
     val_fold: int = 0
+    by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check_choice("train.optimizer", self.optimizer, ["adam", "adamw", "sgd"])
@@ -172,6 +175,34 @@ class TrainConfig:
         _check_range("train.weight_decay", self.weight_decay, 0.0, 1.0)
         _check_range("train.patience", self.patience, 1, 10000)
         _check_range("train.val_fold", self.val_fold, 0, 20)
+        for model in self.by_model:
+            self.for_model(model)  # validates every override now, not when that model is trained
+
+    def for_model(self, model: str) -> "TrainConfig":
+        """These settings with ``by_model[model]`` applied; ``by_model`` itself is dropped.
+
+        Raises
+        ------
+        ConfigError
+            Naming ``train.by_model.<model>``: not a mapping, a key outside :data:`PER_MODEL_TRAIN_KEYS`,
+            or a bad value.
+        """
+        overrides = self.by_model.get(model, {})
+        key = f"train.by_model.{model}"
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"{key} must be a mapping of {list(PER_MODEL_TRAIN_KEYS)}, got {overrides!r}")
+        unknown = sorted(set(overrides) - set(PER_MODEL_TRAIN_KEYS))
+        if unknown:
+            raise ConfigError(f"{key} has unknown key(s) {unknown}; allowed: {list(PER_MODEL_TRAIN_KEYS)}")
+        base = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "by_model"}
+        try:
+            return _build(TrainConfig, {**base, **overrides}, prefix="train.")
+        except ConfigError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+
+
+#: Keys of ``train`` that ``train.by_model.<model>`` may override.
+PER_MODEL_TRAIN_KEYS = ("optimizer", "lr", "schedule", "epochs", "batch_size", "weight_decay", "patience")
 
 
 @dataclass(frozen=True)
@@ -179,13 +210,16 @@ class AttackConfig:
     """Attack suite settings shared by ``attack_clean``, ``attack_bounded`` and ``attack_unbounded``.
 
     ``ladders`` maps each attack name to its budget ladder (a list of dicts of that attack's keyword
-    arguments, climbed in order until the fooling rate reaches ``target_fooling_rate``).
+    arguments, climbed in order until the fooling rate reaches ``target_fooling_rate``). ``bound_scaling``
+    (``none`` | ``study_rms``) says whether ``bound`` is taken as it is or scaled to the same per-element
+    RMS as at the study's input size (:mod:`advaudio.evaluation.bound`).
     """
 
     attacks: tuple[str, ...] = ("bim_a", "bim_b", "jsma", "deepfool", "cw", "pia")
     n_victims: int = 20
     target_fooling_rate: float = 0.9
     bound: float = 3.0
+    bound_scaling: str = "study_rms"
     batch_size: int = 32
     curve_points: int = 50
     curve_max: float = 0.0
@@ -198,6 +232,7 @@ class AttackConfig:
         _check_range("attack.n_victims", self.n_victims, 1, 1_000_000)
         _check_range("attack.target_fooling_rate", self.target_fooling_rate, 0.0, 1.0)
         _check_range("attack.bound", self.bound, 1e-9, 1e9)
+        _check_choice("attack.bound_scaling", self.bound_scaling, ["none", "study_rms"])
         _check_range("attack.batch_size", self.batch_size, 1, 65536)
         _check_range("attack.curve_points", self.curve_points, 2, 10000)
         _check_range("attack.curve_max", self.curve_max, 0.0, 1e9)
@@ -211,19 +246,23 @@ class AttackConfig:
 
 @dataclass(frozen=True)
 class FgsmRetrainConfig:
-    """FGSM adversarial retraining, Eq. 14: J' = alpha*J(x) + (1 - alpha)*J(x')."""
+    """FGSM adversarial retraining, Eq. 14: J' = alpha*J(x) + (1 - alpha)*J(x').
+
+    ``lr_scale`` is the retraining learning rate as a fraction of the model's training rate
+    (``train`` with ``train.by_model`` applied), so it suits every optimiser a model is trained with.
+    """
 
     alpha: float = 0.0
     epsilon: float = 0.03
     epochs: int = 5
-    lr: float = 5e-4
+    lr_scale: float = 0.5
     from_scratch: bool = False
 
     def __post_init__(self) -> None:
         _check_range("fgsm_retrain.alpha", self.alpha, 0.0, 1.0)
         _check_range("fgsm_retrain.epsilon", self.epsilon, 0.0, 1.0)
         _check_range("fgsm_retrain.epochs", self.epochs, 1, 10000)
-        _check_range("fgsm_retrain.lr", self.lr, 1e-8, 10.0)
+        _check_range("fgsm_retrain.lr_scale", self.lr_scale, 1e-6, 100.0)
 
 
 @dataclass(frozen=True)
@@ -250,6 +289,11 @@ class Params:
         _check_range("seed", self.seed, 0, 2**32 - 1)
         if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ConfigError(f"device {self.device!r} is not allowed; choose 'auto', 'cpu' or 'cuda[:N]'")
+
+    @property
+    def model_train(self) -> TrainConfig:
+        """``train`` as it applies to ``model``: ``train.by_model[model]`` merged in."""
+        return self.train.for_model(self.model)
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS, *, check_choices: bool = True) -> Params:
@@ -341,6 +385,8 @@ def validate_choices(params: Params) -> None:
         _check_choice("attack.attacks[]", name, ATTACKS.names())
     for name in params.attack.ladders:
         _check_choice("attack.ladders key", name, ATTACKS.names())
+    for name in params.train.by_model:
+        _check_choice("train.by_model key", name, MODELS.names())
 
 
 def resolve_device(name: str) -> str:

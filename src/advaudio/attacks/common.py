@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 import eagerpy as ep
 import foolbox as fb
 import torch
+from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
 
 
 def criterion_classes(criterion: object) -> tuple[torch.Tensor, bool]:
@@ -24,6 +27,27 @@ def criterion_classes(criterion: object) -> tuple[torch.Tensor, bool]:
     if isinstance(criterion, fb.criteria.TargetedMisclassification):
         return ep.astensor(criterion.target_classes).raw, True
     raise ValueError(f"unsupported criterion {criterion!r}; expected Misclassification or TargetedMisclassification")
+
+
+def targeted_run_inputs(
+    name: str, model: fb.Model, inputs: Any, criterion: object, kwargs: dict[str, Any]
+) -> tuple[ep.Tensor, Callable[[ep.Tensor], Any], torch.Tensor]:
+    """The common prologue of a targeted foolbox ``run``: reject stray kwargs, check the input bounds and
+    return ``(inputs as eagerpy, restore_type, target classes)``.
+
+    Raises
+    ------
+    ValueError
+        Unknown kwargs, inputs outside ``model.bounds``, or a criterion other than
+        ``TargetedMisclassification`` (the message names the attack ``name``).
+    """
+    raise_if_kwargs(kwargs)
+    x0_ep, restore_type = ep.astensor_(inputs)
+    verify_input_bounds(x0_ep, model)
+    targets, targeted = criterion_classes(criterion)
+    if not targeted:
+        raise ValueError(f"{name} is targeted; pass foolbox.criteria.TargetedMisclassification")
+    return x0_ep, restore_type, targets
 
 
 def is_adversarial(logits: torch.Tensor, classes: torch.Tensor, *, targeted: bool) -> torch.Tensor:

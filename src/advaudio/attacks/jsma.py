@@ -44,10 +44,9 @@ import eagerpy as ep
 import foolbox as fb
 import numpy as np
 import torch
-from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import criterion_classes, is_adversarial, raw_model
+from advaudio.attacks.common import is_adversarial, raw_model, targeted_run_inputs
 
 OUTPUTS = ("softmax", "logits")
 
@@ -106,12 +105,7 @@ class JSMA(fb.attacks.base.MinimizationAttack):
 
     def run(self, model: fb.Model, inputs: Any, criterion: Any, *, early_stop: float | None = None,
             **kwargs: Any) -> Any:
-        raise_if_kwargs(kwargs)
-        x0_ep, restore_type = ep.astensor_(inputs)
-        verify_input_bounds(x0_ep, model)
-        targets, targeted = criterion_classes(criterion)
-        if not targeted:
-            raise ValueError("jsma is targeted; pass foolbox.criteria.TargetedMisclassification")
+        x0_ep, restore_type, targets = targeted_run_inputs("jsma", model, inputs, criterion, kwargs)
         call = raw_model(model)
         lo, hi = model.bounds
         x = x0_ep.raw.clone()

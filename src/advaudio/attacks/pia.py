@@ -14,10 +14,9 @@ from typing import Any, Callable
 import eagerpy as ep
 import foolbox as fb
 import torch
-from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import criterion_classes
+from advaudio.attacks.common import targeted_run_inputs
 
 
 class TopKOracle:
@@ -191,12 +190,7 @@ class PartialInfoAttack(fb.attacks.base.FixedEpsilonAttack):
         starting_pool: Any = None,
         **kwargs: Any,
     ) -> Any:
-        raise_if_kwargs(kwargs)
-        x0_ep, restore_type = ep.astensor_(inputs)
-        verify_input_bounds(x0_ep, model)
-        targets, targeted = criterion_classes(criterion)
-        if not targeted:
-            raise ValueError("pia is targeted; pass foolbox.criteria.TargetedMisclassification")
+        x0_ep, restore_type, targets = targeted_run_inputs("pia", model, inputs, criterion, kwargs)
         if starting_pool is None:
             raise ValueError("pia needs starting_pool=: candidate images to start from (e.g. the test split)")
         x0 = x0_ep.raw

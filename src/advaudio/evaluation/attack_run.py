@@ -18,8 +18,9 @@ import torch
 
 from advaudio.attacks.budget import BudgetResult, budget_search
 from advaudio.attacks.victims import select_victims
-from advaudio.config import Params, resolve_device
+from advaudio.config import PROFILES_DIR, Params, resolve_device
 from advaudio.errors import ConfigError, DataError
+from advaudio.evaluation.bound import effective_bound
 from advaudio.evaluation.metrics import attack_summary, epsilon_grid, robustness_curve
 from advaudio.evaluation.sanity import run_sanity_checks
 from advaudio.evaluation.verify import predict
@@ -77,7 +78,11 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     y_t, t_t = torch.from_numpy(labels).to(device), torch.from_numpy(targets).to(device)
     misclassified = int((predict(model=model, x=x) != y_t).sum())
 
-    bound = cfg.bound if mode == "bounded" else None
+    bound_l2 = effective_bound(params=params, representation=str(meta["representation"]),
+                               input_shape=meta["input_shape"], profiles_dir=root / PROFILES_DIR)
+    print(f"attack_{mode}: L2 bound {bound_l2:.4g} (attack.bound {cfg.bound:g}, scaling {cfg.bound_scaling})",
+          flush=True)
+    bound = bound_l2 if mode == "bounded" else None
     results: dict[str, BudgetResult] = {}
     for i, name in enumerate(cfg.attacks):
         results[name] = budget_search(
@@ -94,7 +99,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
                         curve_max=cfg.curve_max)
     metrics: dict = {}
     for name, r in results.items():
-        m = attack_summary(x=xn, l2=r.l2, success=r.success, epsilons=grid, bound=cfg.bound)
+        m = attack_summary(x=xn, l2=r.l2, success=r.success, epsilons=grid, bound=bound_l2)
         m.update(level=r.level, n_levels=r.n_levels, seconds=r.seconds)
         m["queries" if r.queries else "gradient_calls"] = r.queries or r.gradient_calls
         metrics[name] = m
@@ -102,11 +107,12 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     keys = sorted(set().union(*(set(m) for m in metrics.values())) - {"gradient_calls", "queries"})
     metrics["mean"] = {k: float(np.mean([metrics[a][k] for a in results if k in metrics[a]])) for k in keys}
     sanity = run_sanity_checks(model=model, x=x, labels=y_t, results=results, epsilons=grid, mode=mode,
-                               bound=cfg.bound, target_fooling_rate=cfg.target_fooling_rate)
+                               bound=bound_l2, target_fooling_rate=cfg.target_fooling_rate)
     for check, ok in sanity.items():
         print(f"attack_{mode}: sanity {check}: {'pass' if ok else 'FAIL'}", flush=True)
     metrics["sanity"] = sanity
     metrics["n_victims"] = len(rows)
+    metrics["bound"] = bound_l2
     metrics["victims_misclassified"] = misclassified
 
     curves = {n: np.stack([grid, robustness_curve(l2=r.l2, success=r.success, epsilons=grid)], axis=1)

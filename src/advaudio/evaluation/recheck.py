@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.config import load_params
+from advaudio.config import PROFILES_DIR, load_params
 from advaudio.errors import DataError
+from advaudio.evaluation.bound import effective_bound
 from advaudio.io import read_json_object
 from advaudio.models.checkpoint import load_checkpoint
 from advaudio.training.data import load_split, read_meta
@@ -79,6 +80,9 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
     with np.load(victims_path) as v:
         rows, labels, targets = v["rows"], v["labels"], v["targets"]
     x = test.x.numpy()[rows]
+    # recomputed from the params, not read from the metrics under check
+    bound = effective_bound(params=params, representation=str(meta["representation"]),
+                            input_shape=meta["input_shape"], profiles_dir=root / PROFILES_DIR)
     out = {}
     with np.load(results_path) as results:
         for name in params.attack.attacks:
@@ -87,7 +91,7 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
             ok = rechecked_success(
                 model=model, x=x, adv=results[f"{name}_adv"], labels=labels,
                 targets=targets if ATTACKS.get(name).targeted else None,
-                bound=params.attack.bound if mode == "bounded" else None,
+                bound=bound if mode == "bounded" else None,
             )
             out[name] = (float(reported[name]["fooling_rate"]), float(ok.mean()))
     return out

@@ -7,7 +7,6 @@ Writes ``{train,test}.npy`` (float32 (N, 1, H', W) in [0, 1]), ``{train,test}.cs
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,7 +89,6 @@ def build_features(
     DataError
         Bad or inconsistent inputs (message names the file), an empty training split, non-finite features.
     """
-    start = time.perf_counter()
     REPRESENTATIONS.get(representation)
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     inputs = read_audio_inputs(audio_dir=audio_dir)
@@ -150,7 +148,6 @@ def build_features(
             "n_classes": len(class_names),
             "input_shape": list(shape),
             "scaling": scaling,
-            "seconds": time.perf_counter() - start,
         },
     )
     return FeatureResult(

@@ -16,6 +16,11 @@ Adaptations, each explicit:
 - **GoogLeNet**: ``aux_logits=False`` (the auxiliary heads were a deep-supervision aid for 224x224 ImageNet
   training; at spectrogram sizes their 4x4 pooling sees 1-2 pixels), ``transform_input=False`` and
   ``init_weights=True`` (torchvision's truncated-normal init).
+- **Initialisation** (AlexNet, VGG-16, from scratch): neither has batch norm, and torchvision's init
+  (VGG: linear layers N(0, 0.01); AlexNet: PyTorch's default, std 1/sqrt(3 fan_in)) shrinks the signal
+  layer by layer: fresh logits have std 0.001-0.02 at 32x32 and VGG-16 training stalls at chance. Every
+  conv and linear layer is re-initialised with He et al. 2015 (fan-in, ReLU gain), which keeps the
+  activations' scale (logit std ~0.75); see :func:`he_init`.
 - **Normalisation** inside the network: ``(x - 0.5) / 0.5`` from scratch; with ImageNet weights the
   grey-level mean/std (RGB values averaged) the weights expect.
 
@@ -63,6 +68,16 @@ def _one_channel_conv(conv: nn.Conv2d) -> nn.Conv2d:
         padding=conv.padding,
         bias=conv.bias is not None,
     )
+
+
+def he_init(net: nn.Module) -> None:
+    """Re-initialise every conv and linear layer of ``net`` with He (Kaiming) normal, fan-in, ReLU gain,
+    and zero biases, so a deep network without batch norm starts with activations of constant scale."""
+    for module in net.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(module.weight, mode="fan_in", nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
 
 
 def _shrink_head_pool(net: nn.Module, *, first_linear: str, input_hw: tuple[int, int]) -> None:
@@ -144,12 +159,13 @@ _register_resnet("resnet34", tvm.resnet34, tvm.ResNet34_Weights)
 
 @MODELS.register("alexnet")
 def alexnet(*, n_classes: int, input_shape: Sequence[int], pretrained: bool = False) -> nn.Module:
-    """torchvision AlexNet: 1-channel stem, inputs upsampled to >= 63x63, head pool shrunk."""
+    """torchvision AlexNet: 1-channel stem, inputs upsampled to >= 63x63, head pool shrunk, He init."""
     weights = tvm.AlexNet_Weights
     min_size = _min_size(weights)
     net = tvm.alexnet(weights=None, num_classes=n_classes)
-    net.features[0] = _one_channel_conv(net.features[0])  # default PyTorch init, as torchvision's AlexNet
+    net.features[0] = _one_channel_conv(net.features[0])
     _shrink_head_pool(net, first_linear="1", input_hw=_adapted_size(input_shape, min_size))
+    he_init(net)
     if pretrained:
         _load_imagenet(net, name="alexnet", weights=weights, first_conv="features.0", last_layer="classifier.6")
     return _wrap(net, pretrained=pretrained, weights=weights, min_size=min_size)
@@ -157,16 +173,14 @@ def alexnet(*, n_classes: int, input_shape: Sequence[int], pretrained: bool = Fa
 
 @MODELS.register("vgg16")
 def vgg16(*, n_classes: int, input_shape: Sequence[int], pretrained: bool = False) -> nn.Module:
-    """torchvision VGG-16 (no batch norm, as in the study): 1-channel stem, >= 32x32, head pool shrunk."""
+    """torchvision VGG-16 (no batch norm, as in the study): 1-channel stem, >= 32x32, head pool shrunk,
+    He init."""
     weights = tvm.VGG16_Weights
     min_size = _min_size(weights)
     net = tvm.vgg16(weights=None, num_classes=n_classes, init_weights=True)
     net.features[0] = _one_channel_conv(net.features[0])
-    nn.init.kaiming_normal_(net.features[0].weight, mode="fan_out", nonlinearity="relu")
-    nn.init.zeros_(net.features[0].bias)
     _shrink_head_pool(net, first_linear="0", input_hw=_adapted_size(input_shape, min_size))
-    nn.init.normal_(net.classifier[0].weight, 0, 0.01)
-    nn.init.zeros_(net.classifier[0].bias)
+    he_init(net)
     if pretrained:
         _load_imagenet(net, name="vgg16", weights=weights, first_conv="features.0", last_layer="classifier.6")
     return _wrap(net, pretrained=pretrained, weights=weights, min_size=min_size)

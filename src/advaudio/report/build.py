@@ -28,15 +28,16 @@ def build_report(
     train_path, retrain_path = metrics_dir / "train.json", metrics_dir / "fgsm_retrain.json"
     suite = read_attack_suite(metrics_dir=metrics_dir)
     target = params.attack.target_fooling_rate
+    bound = suite["bounded"].bound  # attack.bound at this input size, as the attack stages applied it
     summary = summarize(
         train=read_json(path=train_path), retrain=read_json(path=retrain_path), suite=suite,
         target_fooling_rate=target, train_path=train_path, retrain_path=retrain_path,
     )
-    findings = check_findings(metrics=summary.metrics, bound=params.attack.bound, target_fooling_rate=target)
+    findings = check_findings(metrics=summary.metrics, bound=bound, target_fooling_rate=target)
     write_json(metrics_dir / "summary.json", summary.metrics)
     report = render_report(
         dataset=params.dataset, representation=params.representation, model=params.model, summary=summary,
-        suite=suite, findings=findings, bound=params.attack.bound, target_fooling_rate=target,
+        suite=suite, findings=findings, bound=bound, target_fooling_rate=target,
     )
     write_text(reports_dir / "report.md", report)
     examples = read_examples(path=build_dir / "attacks" / "clean" / "examples.npz", attacks=summary.attacks)
@@ -53,6 +54,6 @@ def build_report(
         for a in summary.attacks
     }
     figures.robustness_curves(
-        curves=curves, bound=params.attack.bound, target_fooling_rate=target, path=reports_dir / "curves.png"
+        curves=curves, bound=bound, target_fooling_rate=target, path=reports_dir / "curves.png"
     )
     return summary

@@ -84,7 +84,7 @@ def robustness_curves(
     curves : dict
         ``{attack: {series label: (epsilon, fooling_rate)}}``.
     bound : float
-        ``attack.bound``, drawn as a vertical line.
+        The L2 bound the attack stages applied, drawn as a vertical line.
     target_fooling_rate : float
         Drawn as a horizontal line.
     path : str or Path

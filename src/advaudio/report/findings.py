@@ -32,7 +32,7 @@ def check_findings(*, metrics: dict[str, float], bound: float, target_fooling_ra
     metrics : dict
         The summary metrics (``accuracy``, ``accuracy_retrained``, ``accuracy_drop``, ``eps_ratio``, ...).
     bound : float
-        ``attack.bound``, quoted in the text.
+        The L2 bound the attack stages applied (``attack.bound`` at this input size), quoted in the text.
     target_fooling_rate : float
         ``attack.target_fooling_rate``, quoted in the text.
     """
@@ -74,11 +74,11 @@ def _bounded_finding(m: dict[str, float], bound: float) -> Finding:
     holds = m["bounded_fooling_rate"] < m["bounded_fooling_rate_clean"]
     relation = "below" if holds else ("equal to" if retrained == clean else "above")
     evidence = (
-        f"Mean fooling rate with ||delta||_2 <= {bound:g}: retrained {retrained:.2f} % is {relation} "
+        f"Mean fooling rate with ||delta||_2 <= {bound:.3g}: retrained {retrained:.2f} % is {relation} "
         f"the original model's {clean:.2f} %."
     )
     return Finding(
-        claim=f"Within ||delta||_2 <= {bound:g} the retrained model is fooled less often",
+        claim=f"Within ||delta||_2 <= {bound:.3g} the retrained model is fooled less often",
         holds=holds,
         evidence=evidence,
     )

@@ -26,12 +26,14 @@ NON_ATTACK_KEYS: frozenset[str] = frozenset({"mean", "sanity"})
 
 @dataclass(frozen=True)
 class AttackMetrics:
-    """One ``metrics/attack_<mode>.json``: per-attack dicts, the sanity flags and the victim count."""
+    """One ``metrics/attack_<mode>.json``: per-attack dicts, the sanity flags, the victim count and the L2
+    bound in use (``attack.bound`` at this input size, :mod:`advaudio.evaluation.bound`)."""
 
     path: Path
     attacks: dict[str, dict[str, float]]
     sanity: dict[str, float]
     n_victims: int
+    bound: float
 
 
 def read_json(*, path: str | Path) -> dict[str, Any]:
@@ -86,11 +88,13 @@ def read_attack_metrics(*, path: str | Path) -> AttackMetrics:
     if not isinstance(sanity, dict):
         raise DataError(f"{path}: 'sanity' must be an object of 1/0 flags, got {sanity!r}")
     n_victims = int(require_number(raw, "n_victims", path=path))
-    return AttackMetrics(path=path, attacks=attacks, sanity=sanity, n_victims=n_victims)
+    bound = require_number(raw, "bound", path=path)
+    return AttackMetrics(path=path, attacks=attacks, sanity=sanity, n_victims=n_victims, bound=bound)
 
 
 def read_attack_suite(*, metrics_dir: str | Path) -> dict[str, AttackMetrics]:
-    """Load ``attack_clean``, ``attack_bounded`` and ``attack_unbounded`` and check they cover the same attacks.
+    """Load ``attack_clean``, ``attack_bounded`` and ``attack_unbounded`` and check they cover the same attacks
+    with the same bound.
 
     Raises
     ------
@@ -105,6 +109,11 @@ def read_attack_suite(*, metrics_dir: str | Path) -> dict[str, AttackMetrics]:
             raise DataError(
                 f"{suite[mode].path}: attacks {sorted(suite[mode].attacks)} differ from "
                 f"{reference.path}: {sorted(reference.attacks)}; rerun the attack stages"
+            )
+        if not math.isclose(suite[mode].bound, reference.bound, rel_tol=1e-9):
+            raise DataError(
+                f"{suite[mode].path}: bound {suite[mode].bound} differs from {reference.path}: {reference.bound}; "
+                "rerun the attack stages"
             )
     return suite
 

@@ -9,6 +9,8 @@ Definitions (see PROTOCOL.md, "The study's tables"):
   ||delta||_2 <= ``attack.bound`` (``fr_at_bound`` of ``attack_bounded``); ``bounded_fooling_rate_clean``:
   the same for the original model (``fr_at_bound`` of ``attack_clean``). Both sides use ``fr_at_bound``, the
   share of victims whose smallest verified adversarial lies within the bound, so the pair is comparable.
+  ``bound_l2``: that bound as the attack stages applied it (``attack.bound`` at this input size,
+  :mod:`advaudio.evaluation.bound`).
 * ``eps_ratio`` (Table III, Eq. 15): per attack, eps_r = eps_a / eps_o, with eps the mean ||delta||_2 of
   the successful adversarials (``mean_l2``) at the budget that reached FR >= ``attack.target_fooling_rate``;
   eps_a from ``attack_unbounded`` (retrained), eps_o from ``attack_clean`` (original). ``eps_ratio`` is the
@@ -157,6 +159,7 @@ def summarize(
     """
     metrics = accuracy_metrics(train=train, retrain=retrain, train_path=train_path, retrain_path=retrain_path)
     metrics.update(bounded_metrics(clean=suite["clean"], bounded=suite["bounded"]))
+    metrics["bound_l2"] = suite["bounded"].bound
     eps = eps_ratio(clean=suite["clean"], unbounded=suite["unbounded"], target_fooling_rate=target_fooling_rate)
     if eps.mean is not None:
         metrics["eps_ratio"] = eps.mean

@@ -172,7 +172,7 @@ def _attack_detail(
         cost_rows.append([a, _level(o), _level(r), fmt(_cost(o), digits=0), fmt(_cost(r), digits=0),
                           fmt(o.get("seconds"), digits=1), fmt(r.get("seconds"), digits=1)])
     fr_head = ["attack", "FR original (search) %", "FR retrained (search) %",
-               f"FR original, ‖δ‖₂ ≤ {bound:g} %", f"FR retrained, ‖δ‖₂ ≤ {bound:g} %",
+               f"FR original, ‖δ‖₂ ≤ {bound:.3g} %", f"FR retrained, ‖δ‖₂ ≤ {bound:.3g} %",
                "AUC original %", "AUC retrained (bounded) %"]
     eps_head = ["attack", "eps_o (mean L2)", "eps_a (mean L2)", "eps_r", "in mean eps_r", "dB original",
                 "dB retrained"]
@@ -212,9 +212,11 @@ def _definitions(*, bound: float, target_fooling_rate: float) -> str:
         "## How to read these tables\n\n"
         "- Table I: clean test accuracy (%) of the original model; in parentheses the drop in percentage "
         "points after FGSM adversarial training (original - retrained).\n"
-        f"- Table II: fooling rate (%) of the retrained model within ||delta||_2 <= {bound:g}, averaged over "
+        f"- Table II: fooling rate (%) of the retrained model within ||delta||_2 <= {bound:.3g}, averaged over "
         "the attacks. This is FR at the bound, not the AUC of the robustness curve (the study labels its "
-        "Table II 'average AUC%'); the AUC is listed per attack above.\n"
+        "Table II 'average AUC%'); the AUC is listed per attack above. The bound is the study's "
+        "||delta||_2 <= `attack.bound` at this input size (`attack.bound_scaling: study_rms` keeps its "
+        "per-element RMS; `none` uses it as it is).\n"
         f"- Table III: eps_r = eps_a / eps_o (Eq. 15), eps = mean ||delta||_2 of the successful adversarials at "
         f"the budget that reached FR >= {target_fooling_rate:g}; the mean of the per-attack ratios over the "
         "attacks that reached the target on both models.\n"

@@ -7,7 +7,6 @@ are indexed directly: no DataLoader, no worker processes.
 from __future__ import annotations
 
 import csv
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 
 from advaudio.errors import ConfigError, DataError
+from advaudio.io import read_json_object
 
 INDEX_COLUMNS = ("row", "clip_id", "source_id", "fold", "label", "category", "augmentation", "split")
 
@@ -67,15 +67,10 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
         Naming the file, when it is missing, not JSON or lacks a key.
     """
     meta_path = Path(directory) / "meta.json"
-    try:
-        meta = json.loads(meta_path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{str(meta_path)!r} not found; run the spectrogram stage first") from None
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{str(meta_path)!r} is not valid JSON: {exc}") from None
+    meta = read_json_object(meta_path, missing_hint="run the spectrogram stage first")
     for key in ("class_names", "n_classes", "input_shape"):
         if key not in meta:
-            raise DataError(f"{str(meta_path)!r} lacks the key {key!r}")
+            raise DataError(f"{meta_path}: lacks the key {key!r}")
     return meta
 
 

@@ -65,6 +65,6 @@ def write_fake_features(
             writer.writerows(rows[split])
     write_json(directory / "meta.json", {
         "dataset": "fake", "representation": "stft", "class_names": [f"class{i}" for i in range(n_classes)],
-        "n_classes": n_classes, "input_shape": [1, *size], "scaling": {"lo": 0.0, "hi": 1.0}, "seconds": 0.0,
+        "n_classes": n_classes, "input_shape": [1, *size], "scaling": {"lo": 0.0, "hi": 1.0},
     })
     return directory

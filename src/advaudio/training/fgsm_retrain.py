@@ -68,13 +68,15 @@ def fgsm_retrain(
     """Retrain with Eq. 14 on the same training rows as the clean model (validation fold held out).
 
     Starts from ``clean_model``'s weights, or from a fresh network when ``fgsm_retrain.from_scratch``;
-    runs ``fgsm_retrain.epochs`` epochs at ``fgsm_retrain.lr`` with the optimizer, schedule, batch size and
-    weight decay of ``train``, and keeps the last weights (no early stopping: clean validation accuracy
+    runs ``fgsm_retrain.epochs`` epochs at ``fgsm_retrain.lr_scale`` times the model's training rate, with
+    the optimizer, schedule, batch size and weight decay it was trained with (``train`` and
+    ``train.by_model``), and keeps the last weights (no early stopping: clean validation accuracy
     would favour the least robust epoch).
     """
     cfg = params.fgsm_retrain
     device = resolve_device(params.device)
-    batch = max(params.train.batch_size, 256)
+    train_cfg = params.train.for_model(clean_config["model"])
+    batch = max(train_cfg.batch_size, 256)
     _, clean_acc = evaluate(clean_model.to(device), features.test.x, features.test.y, batch_size=batch, device=device)
     seed_everything(params.seed)
     model = build_model(clean_config["model"], n_classes=clean_config["n_classes"],
@@ -84,7 +86,8 @@ def fgsm_retrain(
     train_rows, _ = train_val_rows(features.train, val_fold=validation_folds(features, params=params)[0])
     result = fit(
         model, x_train=features.train.x[train_rows], y_train=features.train.y[train_rows], x_val=None,
-        y_val=None, config=params.train, seed=params.seed, device=device, epochs=cfg.epochs, lr=cfg.lr,
+        y_val=None, config=train_cfg, seed=params.seed, device=device, epochs=cfg.epochs,
+        lr=cfg.lr_scale * train_cfg.lr,
         batch_loss=fgsm_loss(alpha=cfg.alpha, epsilon=cfg.epsilon), on_epoch=on_epoch, progress=progress,
     )
     _, acc = evaluate(result.model, features.test.x, features.test.y, batch_size=batch, device=device)
@@ -94,6 +97,8 @@ def fgsm_retrain(
         "accuracy_drop_points": float(100.0 * (clean_acc - acc)),
         "epochs": int(result.epochs),
         "seconds": float(result.seconds),
+        "images_per_second": float(result.images_per_second),
+        "n_train": int(len(train_rows)),
     }
     if clean_acc > 0:
         metrics["accuracy_drop_relative"] = float((clean_acc - acc) / clean_acc)

@@ -65,7 +65,8 @@ def train_victim(
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
 ) -> TrainOutcome:
-    """Train ``params.model`` on ``features`` per ``params.train``; resumable through ``resume_dir``.
+    """Train ``params.model`` on ``features`` per ``params.model_train`` (``train`` with
+    ``train.by_model[model]`` applied); resumable through ``resume_dir``.
 
     Raises
     ------
@@ -73,7 +74,7 @@ def train_victim(
         Bad validation fold or model settings (e.g. pretrained weights not on disk).
     """
     device = resolve_device(params.device)
-    cfg = params.train
+    cfg = params.model_train
     meta = features.meta
     store = None
     if resume_dir is not None:
