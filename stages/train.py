@@ -1,7 +1,8 @@
 """Stage `train`: train `model` on build/features; write the checkpoint, resume state, metrics, curves.
 
-Outputs (docs/ARCHITECTURE.md): build/model/model.pt, build/train_resume/, metrics/train.json,
-metrics/train_live/ (DVCLive, without touching dvc.yaml), metrics/confusion.csv.
+Outputs (docs/ARCHITECTURE.md): build/model/model.pt, metrics/train.json, metrics/train_live/ (DVCLive,
+without touching dvc.yaml), metrics/confusion.csv. It also keeps build/train_resume/, which DVC does not
+track, so an interrupted training resumes at its last epoch.
 """
 
 import csv

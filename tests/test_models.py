@@ -138,3 +138,13 @@ def test_networks_without_batch_norm_start_with_unshrunk_logits(name):
     with torch.no_grad():
         logits = model(torch.rand(16, 1, 32, 32))
     assert logits.std() > 0.1
+
+
+def test_saving_the_same_weights_twice_gives_identical_files(tmp_path):
+    # DVC skips everything after an unchanged retraining only if the checkpoint is byte-identical.
+    model = build_model("resnet56", n_classes=3, input_shape=(1, 16, 16))
+    config = make_config(model="resnet56", n_classes=3, class_names=list("abc"), input_shape=[1, 16, 16],
+                         representation="stft", scaling={"lo": 0.0, "hi": 1.0}, params={"seed": 0})
+    save_checkpoint(tmp_path / "a.pt", model=model, config=config)
+    save_checkpoint(tmp_path / "b.pt", model=model, config=config)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()

@@ -6,6 +6,8 @@ types only: ``model, model_kwargs, n_classes, class_names, input_shape, represen
 
 from __future__ import annotations
 
+import io
+
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -61,8 +63,13 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, config: Mapping[str, 
     if missing:
         raise ValueError(f"checkpoint config lacks {missing}")
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    # torch.save names the zip's root folder after the file it writes to; saving to the random temporary
+    # name would make every save of the same weights differ byte-wise, and DVC would then rerun every
+    # stage after an unchanged retraining. A buffer gets the fixed root name "archive".
+    buffer = io.BytesIO()
+    torch.save({"state_dict": state, "config": dict(config)}, buffer)
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "config": dict(config)}, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
