@@ -1,7 +1,8 @@
 """Stage `attack_<mode>`: run the six attacks with budget search and write metrics, curves and examples.
 
-`--mode clean` attacks build/model/model.pt and draws the victims; `bounded` (||delta||_2 <= attack.bound)
-and `unbounded` attack build/model/retrained.pt on the same victims. Outputs: docs/ARCHITECTURE.md.
+`--mode clean` attacks build/model/model.pt and draws the victims; `clean_bounded` attacks it with
+||delta||_2 <= attack.bound; `bounded` (with the bound) and `unbounded` attack build/model/retrained.pt; all
+on the same victims (src/advaudio/evaluation/modes.py). Outputs: docs/ARCHITECTURE.md.
 """
 
 import argparse
@@ -9,9 +10,11 @@ import csv
 import io
 import sys
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.errors import ConfigError, DataError
-from advaudio.evaluation.attack_run import MODES, run_mode
+from advaudio.evaluation.attack_run import run_mode
+from advaudio.evaluation.modes import MODES
 from advaudio.io import save_npz, write_json, write_text
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import stage_summary
@@ -19,7 +22,7 @@ from advaudio.stage_log import stage_summary
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=MODES, required=True)
+    parser.add_argument("--mode", choices=list(MODES), required=True)
     args = parser.parse_args()
     reexec_with_tcmalloc()
     stage = f"attack_{args.mode}"
@@ -30,7 +33,7 @@ def main() -> int:
             print(f"{stage}: {exc}", file=sys.stderr)
             return 2
         out = f"build/attacks/{args.mode}"
-        if args.mode == "clean":
+        if MODES[args.mode].draws_victims:
             save_npz(f"{out}/victims.npz", **run.victims)
         save_npz(f"{out}/results.npz", **run.results)
         save_npz(f"{out}/examples.npz", **run.examples)

@@ -6,6 +6,7 @@ info.json and skipped.csv, as described in docs/ARCHITECTURE.md.
 
 import sys
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.data.prepare import prepare_audio
 from advaudio.errors import ConfigError, DataError

@@ -5,6 +5,7 @@ Outputs: build/model/retrained.pt (same checkpoint format as model.pt), metrics/
 
 import sys
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params, resolve_device
 from advaudio.errors import ConfigError, DataError
 from advaudio.io import write_json

@@ -7,6 +7,7 @@ come from the training split only and are stored in ``meta.json``.
 import argparse
 import sys
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.errors import ConfigError, DataError
 from advaudio.features.extract import build_features

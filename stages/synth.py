@@ -5,6 +5,7 @@ Deterministic from `seed` and the `synth` params block: the same params give the
 
 import sys
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.data.synth import write_synth
 from advaudio.stage_log import stage_summary

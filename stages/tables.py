@@ -1,12 +1,13 @@
 """Stage `tables`: this configuration's entries of the study's Tables I-III, the report and its figures.
 
-Reads metrics/{train,fgsm_retrain,attack_clean,attack_bounded,attack_unbounded}.json, the robustness
+Reads metrics/{train,fgsm_retrain,attack_clean,attack_clean_bounded,attack_bounded,attack_unbounded}.json, the robustness
 curves and build/attacks/clean/examples.npz; writes metrics/summary.json (numbers only) and
 reports/{report.md, figure1.png, curves.png}. Definitions: advaudio.report.summary and PROTOCOL.md.
 """
 
 import sys
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.errors import ConfigError, DataError
 from advaudio.report.build import build_report

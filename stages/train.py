@@ -11,6 +11,7 @@ import sys
 
 from dvclive import Live
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.errors import ConfigError, DataError
 from advaudio.io import write_json, write_text

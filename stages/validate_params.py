@@ -7,6 +7,7 @@ stages that read the changed keys.
 import sys
 from pathlib import Path
 
+import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.errors import ConfigError
 

@@ -90,10 +90,13 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     assert summary["accuracy"] > 0.3, "the tiny model should beat chance (0.25, 4 classes)"
     attack = json.loads((repo / "metrics" / "attack_clean.json").read_text())
     assert set(TINY["attack"]["ladders"]) <= set(attack)
+    clean_bounded = json.loads((repo / "metrics" / "attack_clean_bounded.json").read_text())
+    assert clean_bounded["sanity"]["bounded_within_bound"] == 1  # the original model, attacked within the bound
+    assert clean_bounded["bound"] == json.loads((repo / "metrics" / "attack_bounded.json").read_text())["bound"]
     for name in ("report.md", "figure1.png", "curves.png"):
         assert (repo / "reports" / name).stat().st_size > 0
 
-    for mode in ("clean", "bounded", "unbounded"):  # stored adversarials confirm the reported fooling rates
+    for mode in ("clean", "clean_bounded", "bounded", "unbounded"):  # stored adversarials confirm the reported FRs
         recheck = _run([sys.executable, "-m", "advaudio.evaluation.recheck", "--mode", mode], repo)
         assert recheck.returncode == 0, recheck.stdout + recheck.stderr
 

@@ -23,7 +23,8 @@ ATTACKS = ["bim_a", "bim_b", "jsma", "deepfool", "cw", "pia"]
 # eps_o and eps_a per attack: ratios 2, 1.5, 1, 2, 2, 2 (mean of ratios 1.75; ratio of means 16.5/10.75).
 EPS_O = [1.0, 2.0, 4.0, 0.5, 0.25, 3.0]
 EPS_A = [2.0, 3.0, 4.0, 1.0, 0.5, 6.0]
-FR_BOUND_CLEAN = [0.9, 0.8, 0.7, 1.0, 0.6, 0.5]  # mean 0.75
+FR_BOUND_CLEAN = [0.9, 0.8, 0.7, 1.0, 0.6, 0.5]  # mean 0.75 (attack_clean_bounded)
+FR_BOUND_CLEAN_SEARCH = [0.2, 0.1, 0.0, 0.4, 0.1, 0.0]  # attack_clean's curve at the bound: not Table II's
 FR_BOUND_RETRAINED = [0.5, 0.4, 0.3, 0.6, 0.2, 0.1]  # mean 0.35
 SANITY = {"fr_monotone_in_eps": 1, "adversarials_in_bounds": 1, "no_nan": 1}
 
@@ -39,7 +40,10 @@ def _attack_entry(*, fr: float, fr_bound: float, mean_l2: float | None, i: int) 
 
 def make_inputs() -> dict[str, dict]:
     """Known inputs, as the producing stages write them (docs/ARCHITECTURE.md)."""
-    clean = {a: _attack_entry(fr=1.0, fr_bound=FR_BOUND_CLEAN[i], mean_l2=EPS_O[i], i=i) for i, a in enumerate(ATTACKS)}
+    clean = {a: _attack_entry(fr=1.0, fr_bound=FR_BOUND_CLEAN_SEARCH[i], mean_l2=EPS_O[i], i=i)
+             for i, a in enumerate(ATTACKS)}
+    clean_bounded = {a: _attack_entry(fr=FR_BOUND_CLEAN[i], fr_bound=FR_BOUND_CLEAN[i], mean_l2=1.5, i=i)
+                     for i, a in enumerate(ATTACKS)}
     unbounded = {a: _attack_entry(fr=0.95, fr_bound=FR_BOUND_RETRAINED[i], mean_l2=EPS_A[i], i=i)
                  for i, a in enumerate(ATTACKS)}
     bounded = {a: _attack_entry(fr=FR_BOUND_RETRAINED[i], fr_bound=FR_BOUND_RETRAINED[i], mean_l2=1.0, i=i)
@@ -49,7 +53,8 @@ def make_inputs() -> dict[str, dict]:
         "fgsm_retrain.json": {"test_accuracy": 0.80, "clean_test_accuracy": 0.85, "accuracy_drop_points": 5.0,
                               "accuracy_drop_relative": 0.0588, "epochs": 2, "seconds": 3.0},
     }
-    for mode, attacks in (("clean", clean), ("bounded", bounded), ("unbounded", unbounded)):
+    for mode, attacks in (("clean", clean), ("clean_bounded", clean_bounded), ("bounded", bounded),
+                          ("unbounded", unbounded)):
         files[f"attack_{mode}.json"] = {**attacks, "mean": {"fooling_rate": 0.5}, "sanity": dict(SANITY),
                                         "n_victims": 20, "victims_misclassified": 0, "bound": 3.0}
     return files
@@ -61,7 +66,7 @@ def write_tree(root: Path, files: dict[str, dict], *, rng: np.random.Generator) 
     for name, obj in files.items():
         (root / "metrics" / name).write_text(json.dumps(obj))
     eps = np.linspace(0.0, 8.0, 9)
-    for mode in ("clean", "bounded", "unbounded"):
+    for mode in ("clean", "clean_bounded", "bounded", "unbounded"):
         d = root / "metrics" / "curves" / f"attack_{mode}"
         d.mkdir(parents=True, exist_ok=True)
         for i, a in enumerate(ATTACKS):
@@ -98,7 +103,7 @@ def test_summary_known_answers(tmp_path, rng):
     assert m["accuracy_drop"] == pytest.approx(5.0)
     assert m["accuracy_drop_relative"] == pytest.approx(0.05 / 0.85)
     assert m["bounded_fooling_rate"] == pytest.approx(0.35)
-    assert m["bounded_fooling_rate_clean"] == pytest.approx(0.75)
+    assert m["bounded_fooling_rate_clean"] == pytest.approx(0.75)  # from attack_clean_bounded, not the search
     assert m["eps_ratio"] == pytest.approx(1.75)  # mean of ratios, not 16.5 / 10.75
     assert m["eps_ratio_jsma"] == pytest.approx(1.0)
     assert m["eps_ratio_strict"] == 1.0 and m["eps_ratio_n_attacks"] == 6

@@ -31,6 +31,7 @@ def test_records_parse_params_metrics_and_failures():
     assert len(records) == 4
     ok = by_cell[("esc50", "stft", "resnet56")]
     assert ok.state == "success" and ok.metrics["accuracy"] == pytest.approx(0.78)
+    assert ok.baseline == "ef6268e8fc8b67953ca4db73135f26dc8bf3fd04"  # the commit it ran from
     failed = by_cell[("esc50", "dwt", "vgg16")]
     assert failed.state == "failed" and failed.metrics == {}  # DVC shows the baseline's metrics for it
 

@@ -75,5 +75,5 @@ def augment_rows(
     jobs = [(r, s) for s in scales if s != 1.0 for r in rows]
     tasks = ((np.asarray(audio[r]), sample_rate, s) for r, s in jobs)
     results = pool.imap(_shift_task, tasks, chunksize=4)
-    for (r, s), shifted in zip(jobs, tqdm(results, total=len(jobs), desc="pitch shift", unit="clip")):
+    for (r, s), shifted in zip(jobs, tqdm(results, total=len(jobs), desc="pitch shift", unit="clip", disable=None)):
         yield r, s, shifted

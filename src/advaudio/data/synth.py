@@ -120,7 +120,7 @@ def write_synth(*, out_dir: str | Path, config: SynthConfig, seed: int, progress
     try:
         (tmp / "audio").mkdir()
         (tmp / "meta").mkdir()
-        for clip in tqdm(clips, desc="synth", unit="clip", disable=not progress):
+        for clip in tqdm(clips, desc="synth", unit="clip", disable=None if progress else True):
             y = synth_clip(clip=clip, config=config, seed=seed)
             sf.write(tmp / "audio" / clip.filename, y, config.sample_rate, subtype="PCM_16", format="WAV")
         (tmp / "meta" / "esc50.csv").write_text(_csv_text(clips))

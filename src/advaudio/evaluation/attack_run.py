@@ -1,11 +1,11 @@
-"""One attack stage (``clean``, ``bounded`` or ``unbounded``): victims, budget search, metrics, checks.
+"""One attack stage (a mode of :mod:`advaudio.evaluation.modes`): victims, budget search, metrics, checks.
 
 ``clean`` attacks the original model (``build/model/model.pt``) and draws and saves the victims;
-``bounded`` and ``unbounded`` attack the FGSM-retrained model (``build/model/retrained.pt``) on the same
-victims and targets. Victims the retrained model already misclassifies stay in the denominator: the
-attacks run on them like on the others, so for DeepFool (untargeted) they count as fooled with
-||delta||_2 = 0, and targeted attacks still have to reach the target. ``victims_misclassified`` in the
-metrics says how many there were.
+``clean_bounded`` attacks it within the bound; ``bounded`` and ``unbounded`` attack the FGSM-retrained
+model (``build/model/retrained.pt``). All modes use the same victims and targets. Victims the retrained
+model already misclassifies stay in the denominator: the attacks run on them like on the others, so for
+DeepFool (untargeted) they count as fooled with ||delta||_2 = 0, and targeted attacks still have to reach
+the target. ``victims_misclassified`` in the metrics says how many there were.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from advaudio.config import PROFILES_DIR, Params, resolve_device
 from advaudio.errors import ConfigError, DataError
 from advaudio.evaluation.bound import effective_bound
 from advaudio.evaluation.metrics import attack_summary, epsilon_grid, robustness_curve
+from advaudio.evaluation.modes import MODES
 from advaudio.evaluation.sanity import run_sanity_checks
 from advaudio.evaluation.verify import predict
 from advaudio.models.checkpoint import load_checkpoint
 from advaudio.training.data import load_split, read_meta
-
-MODES = ("clean", "bounded", "unbounded")
 
 
 @dataclass
@@ -58,16 +57,16 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     missing = [a for a in cfg.attacks if a not in cfg.ladders]
     if missing:
         raise ConfigError(f"attack.ladders has no ladder for {missing}")
+    spec = MODES[mode]
     device = torch.device(resolve_device(params.device))
-    model, _ = load_checkpoint(root / "build/model" / ("model.pt" if mode == "clean" else "retrained.pt"),
-                               device=device)
+    model, _ = load_checkpoint(root / "build/model" / spec.checkpoint, device=device)
     model = model.to(memory_format=torch.channels_last)
     meta = read_meta(root / "build/features")
     test = load_split(root / "build/features", "test", meta=meta)
     test_labels, class_names = test.y.numpy(), list(meta["class_names"])
     x_all = test.x.to(device)
     victims_path = root / "build/attacks/clean/victims.npz"
-    if mode == "clean":
+    if spec.draws_victims:
         preds = predict(model=model, x=x_all).cpu().numpy()
         rows, targets = select_victims(labels=test_labels, predictions=preds, n_victims=cfg.n_victims,
                                        n_classes=len(class_names), seed=params.seed)
@@ -82,7 +81,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
                                input_shape=meta["input_shape"], profiles_dir=root / PROFILES_DIR)
     print(f"attack_{mode}: L2 bound {bound_l2:.4g} (attack.bound {cfg.bound:g}, scaling {cfg.bound_scaling})",
           flush=True)
-    bound = bound_l2 if mode == "bounded" else None
+    bound = bound_l2 if spec.bounded else None
     results: dict[str, BudgetResult] = {}
     for i, name in enumerate(cfg.attacks):
         results[name] = budget_search(
@@ -106,8 +105,8 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     # mean over the attacks that have the key (size means are missing where nothing succeeded)
     keys = sorted(set().union(*(set(m) for m in metrics.values())) - {"gradient_calls", "queries"})
     metrics["mean"] = {k: float(np.mean([metrics[a][k] for a in results if k in metrics[a]])) for k in keys}
-    sanity = run_sanity_checks(model=model, x=x, labels=y_t, results=results, epsilons=grid, mode=mode,
-                               bound=bound_l2, target_fooling_rate=cfg.target_fooling_rate)
+    sanity = run_sanity_checks(model=model, x=x, labels=y_t, results=results, epsilons=grid,
+                               bounded=spec.bounded, bound=bound_l2, target_fooling_rate=cfg.target_fooling_rate)
     for check, ok in sanity.items():
         print(f"attack_{mode}: sanity {check}: {'pass' if ok else 'FAIL'}", flush=True)
     metrics["sanity"] = sanity

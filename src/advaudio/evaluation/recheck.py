@@ -4,7 +4,7 @@ Reads the model checkpoint, the test features, the victims and every stored adve
 (``build/attacks/<mode>/results.npz``), classifies each adversarial again with a plain forward pass and
 compares the resulting fooling rate with ``metrics/attack_<mode>.json``. Run it as::
 
-    python -m advaudio.evaluation.recheck --mode clean   # or bounded / unbounded
+    python -m advaudio.evaluation.recheck --mode clean   # or clean_bounded / bounded / unbounded
 
 It exits with status 1 when a reported fooling rate does not match.
 """
@@ -22,6 +22,7 @@ from advaudio.attacks import ATTACKS
 from advaudio.config import PROFILES_DIR, load_params
 from advaudio.errors import DataError
 from advaudio.evaluation.bound import effective_bound
+from advaudio.evaluation.modes import MODES
 from advaudio.io import read_json_object
 from advaudio.models.checkpoint import load_checkpoint
 from advaudio.training.data import load_split, read_meta
@@ -66,8 +67,9 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
     """
     root = Path(root)
     params = load_params(root / "params.yaml", check_choices=False)
-    model, _ = load_checkpoint(root / "build/model" / ("model.pt" if mode == "clean" else "retrained.pt"),
-                               device="cpu")
+    if mode not in MODES:
+        raise DataError(f"mode {mode!r} is not an attack stage; choose from {list(MODES)}")
+    model, _ = load_checkpoint(root / "build/model" / MODES[mode].checkpoint, device="cpu")
     meta = read_meta(root / "build/features")
     test = load_split(root / "build/features", "test", meta=meta)
     metrics_path = root / "metrics" / f"attack_{mode}.json"
@@ -91,7 +93,7 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
             ok = rechecked_success(
                 model=model, x=x, adv=results[f"{name}_adv"], labels=labels,
                 targets=targets if ATTACKS.get(name).targeted else None,
-                bound=bound if mode == "bounded" else None,
+                bound=bound if MODES[mode].bounded else None,
             )
             out[name] = (float(reported[name]["fooling_rate"]), float(ok.mean()))
     return out
@@ -99,7 +101,7 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=["clean", "bounded", "unbounded"], default="clean")
+    parser.add_argument("--mode", choices=list(MODES), default="clean")
     parser.add_argument("--root", default=".")
     args = parser.parse_args(argv)
     try:

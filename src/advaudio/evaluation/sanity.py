@@ -81,13 +81,15 @@ def run_sanity_checks(
     labels: torch.Tensor,
     results: Mapping[str, BudgetResult],
     epsilons: np.ndarray,
-    mode: str,
+    bounded: bool,
     bound: float,
     target_fooling_rate: float,
 ) -> dict[str, int]:
-    """Run every PROTOCOL check that applies to ``mode``; return ``{check: 1 or 0}``.
+    """Run every PROTOCOL check that applies to the stage; return ``{check: 1 or 0}``.
 
-    ``epsilons`` is the curve grid; the fresh-run checks use three points of it (10, 25, 50 % of its end).
+    ``bounded``: the stage projected onto the L2 ball of radius ``bound`` (the ``bounded_within_bound``
+    check applies and ``whitebox_reach_target`` does not). ``epsilons`` is the curve grid; the fresh-run
+    checks use three points of it (10, 25, 50 % of its end).
     """
     checks: dict[str, bool] = {
         "eval_deterministic": eval_and_deterministic(model=model, x=x),
@@ -101,12 +103,12 @@ def run_sanity_checks(
     checks["iterative_ge_fgsm"] = ge_fgsm
     white = [n for n in results if not ATTACKS.get(n).black_box]
     black = [n for n in results if ATTACKS.get(n).black_box]
-    if mode != "bounded" and white:
+    if not bounded and white:
         checks["whitebox_reach_target"] = all(results[n].fooling_rate >= target_fooling_rate for n in white)
     if white and black:
         best_white = np.max([curves[n] for n in white], axis=0)
         checks["whitebox_ge_blackbox"] = all(bool(np.all(best_white >= curves[n])) for n in black)
-    if mode == "bounded":
+    if bounded:
         checks["bounded_within_bound"] = all(
             bool(np.all(r.l2[r.success] <= bound * (1 + 1e-5))) for r in results.values()
         )

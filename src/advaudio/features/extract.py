@@ -118,7 +118,7 @@ def build_features(
                     for i in range(0, len(rows[split]), CHUNK)
                 ]
                 done = 0
-                bar = tqdm(total=len(rows[split]), desc=f"{representation} {split}", unit="clip")
+                bar = tqdm(total=len(rows[split]), desc=f"{representation} {split}", unit="clip", disable=None)
                 for block in pool.imap(_compute_task, tasks):
                     arrays[split][done : done + len(block), 0] = block
                     done += len(block)

@@ -24,6 +24,7 @@ class ExperimentRecord:
 
     name: str
     rev: str
+    baseline: str  # the commit the experiment was run from
     state: str
     timestamp: str
     params: dict[str, Any]
@@ -44,6 +45,7 @@ class GridTables:
     models: list[str]
     cells: dict[CellKey, dict[str, float]]
     experiments: dict[CellKey, str]
+    baselines: dict[CellKey, str] = field(default_factory=dict)  # cell -> its experiment's baseline commit
     failed: dict[CellKey, list[str]] = field(default_factory=dict)
     missing: list[CellKey] = field(default_factory=list)
 
@@ -68,11 +70,14 @@ def records_from_exp_show(data: Any, *, source: str = "dvc exp show --json") -> 
         for group in commit.get("experiments") or []:
             executor = group.get("executor") or {}
             for rev in group.get("revs") or []:
-                records.append(_record(rev, group_name=group.get("name"), executor_state=executor.get("state")))
+                records.append(_record(rev, baseline=str(commit["rev"]), group_name=group.get("name"),
+                                       executor_state=executor.get("state")))
     return records
 
 
-def _record(rev: dict[str, Any], *, group_name: str | None, executor_state: str | None) -> ExperimentRecord:
+def _record(
+    rev: dict[str, Any], *, baseline: str, group_name: str | None, executor_state: str | None
+) -> ExperimentRecord:
     data = rev.get("data") or {}
     failed = rev.get("error") is not None or executor_state == "failed"
     state = "failed" if failed else (executor_state or "success")
@@ -82,6 +87,7 @@ def _record(rev: dict[str, Any], *, group_name: str | None, executor_state: str 
     return ExperimentRecord(
         name=str(rev.get("name") or group_name or rev.get("rev", "")[:7]),
         rev=str(rev.get("rev", "")),
+        baseline=baseline,
         state=state,
         timestamp=str(data.get("timestamp") or ""),
         params=params,
@@ -122,6 +128,7 @@ def collect_grid(
         models=models,
         cells={k: best[k].metrics for k in order if k in best},
         experiments={k: best[k].name for k in order if k in best},
+        baselines={k: best[k].baseline for k in order if k in best},
         failed={k: v for k, v in failed.items() if k not in best},
         missing=[k for k in order if k not in best and k not in failed],
     )
@@ -137,7 +144,8 @@ def grid_markdown(grid: GridTables) -> str:
         "## Experiments\n",
     ]
     for (d, r, m), name in grid.experiments.items():
-        parts.append(f"- {d} / {r} / {m}: `{name}`")
+        baseline = grid.baselines.get((d, r, m))
+        parts.append(f"- {d} / {r} / {m}: `{name}`" + (f" (baseline commit `{baseline[:7]}`)" if baseline else ""))
     for (d, r, m), names in grid.failed.items():
         listed = ", ".join(f"`{n}`" for n in names)
         parts.append(f"- {d} / {r} / {m}: **failed** ({listed}; see `dvc queue logs <name>`)")
@@ -166,7 +174,8 @@ def grid_json(grid: GridTables) -> dict[str, Any]:
             {k: v for k, v in published.items() if k[1] in grid.representations and k[2] in grid.models}
         )
     out["experiments"] = [
-        {"dataset": d, "representation": r, "model": m, "experiment": name}
+        {"dataset": d, "representation": r, "model": m, "experiment": name,
+         "baseline": grid.baselines.get((d, r, m))}
         for (d, r, m), name in grid.experiments.items()
     ]
     out["failed"] = [

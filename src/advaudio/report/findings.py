@@ -75,7 +75,7 @@ def _bounded_finding(m: dict[str, float], bound: float) -> Finding:
     relation = "below" if holds else ("equal to" if retrained == clean else "above")
     evidence = (
         f"Mean fooling rate with ||delta||_2 <= {bound:.3g}: retrained {retrained:.2f} % is {relation} "
-        f"the original model's {clean:.2f} %."
+        f"the original model's {clean:.2f} % (the same bounded attack on both models)."
     )
     return Finding(
         claim=f"Within ||delta||_2 <= {bound:.3g} the retrained model is fooled less often",

@@ -18,7 +18,7 @@ import numpy as np
 from advaudio.errors import DataError
 from advaudio.io import read_json_object
 
-MODES: tuple[str, ...] = ("clean", "bounded", "unbounded")
+MODES: tuple[str, ...] = ("clean", "clean_bounded", "bounded", "unbounded")  # attack_<mode>.json, in report order
 # Object-valued keys of attack_<mode>.json that are not attacks; number-valued top-level keys
 # (n_victims, victims_misclassified, ...) are counts, not attacks, either.
 NON_ATTACK_KEYS: frozenset[str] = frozenset({"mean", "sanity"})
@@ -93,8 +93,8 @@ def read_attack_metrics(*, path: str | Path) -> AttackMetrics:
 
 
 def read_attack_suite(*, metrics_dir: str | Path) -> dict[str, AttackMetrics]:
-    """Load ``attack_clean``, ``attack_bounded`` and ``attack_unbounded`` and check they cover the same attacks
-    with the same bound.
+    """Load ``attack_<mode>.json`` for every mode of :data:`MODES` and check they cover the same attacks with
+    the same bound.
 
     Raises
     ------

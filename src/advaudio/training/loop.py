@@ -155,7 +155,7 @@ def fit(
     on_epoch : callable, optional
         Called after every epoch with that epoch's numbers (epoch, losses, accuracies, lr, ...).
     progress : bool
-        Show a tqdm bar per epoch.
+        Show a tqdm bar per epoch (only when stderr is a terminal).
     """
     device = torch.device(device)
     if device.type == "cpu":
@@ -193,7 +193,8 @@ def fit(
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{n_epochs}", leave=False, disable=not progress)
+        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{n_epochs}", leave=False,
+                   disable=None if progress else True)  # None: no bar when stderr is not a terminal
         for b in bar:
             idx = order[b * bs : (b + 1) * bs]
             xb = x_dev.index_select(0, idx).contiguous(memory_format=memory_format)
