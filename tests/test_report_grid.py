@@ -13,6 +13,7 @@ import pytest
 
 from advaudio.errors import DataError
 from advaudio.report import grid as grid_cli
+from advaudio.report import layout
 from advaudio.report.collect import collect_grid, grid_json, grid_markdown, records_from_exp_show
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -170,3 +171,12 @@ def test_grid_runs_a_2x1_grid_end_to_end_and_reuses_the_shared_stage(tmp_path):
     assert tables["table1"]["synth"]["stft"]["vgg16"] == {"accuracy": 0.74, "accuracy_drop": 8.0}
     text = (repo / "reports" / "grid" / "tables.md").read_text()
     assert "| Synth     | STFT" in text and "**78.00, (08.00)**" in text
+
+
+def test_cells_never_print_negative_zero():
+    # 0.9125 - 0.9125 computed from float32 accuracies can be -1e-15 points: the cell must read (00.00).
+    assert layout.format_table1(accuracy_percent=91.25, drop_points=-1e-13) == "91.25, (00.00)"
+    assert layout.format_table1(accuracy_percent=85.0, drop_points=-12.5) == "85.00, (-12.50)"
+    assert layout.format_table1(accuracy_percent=67.83, drop_points=6.89) == "67.83, (06.89)"
+    assert layout.format_table2(fooling_rate_percent=-1e-9) == "0.00"
+    assert layout.format_table3(eps_ratio=-1e-9) == "0.000"

@@ -59,19 +59,24 @@ def representation_label(name: str) -> str:
     return REPRESENTATION_LABELS.get(name, name)
 
 
+def _rounded(value: float, digits: int) -> float:
+    # A difference of equal accuracies can be -1e-15; printed, it would read "-0.00". -0.0 + 0.0 is +0.0.
+    return round(value, digits) + 0.0
+
+
 def format_table1(*, accuracy_percent: float, drop_points: float) -> str:
-    """Table I cell as the study prints it: ``"67.83, (06.89)"``."""
-    return f"{accuracy_percent:.2f}, ({drop_points:05.2f})"
+    """Table I cell as the study prints it: ``"67.83, (06.89)"`` (a rise in accuracy shows as a negative drop)."""
+    return f"{_rounded(accuracy_percent, 2):.2f}, ({_rounded(drop_points, 2):05.2f})"
 
 
 def format_table2(*, fooling_rate_percent: float) -> str:
     """Table II cell: a percentage with two decimals."""
-    return f"{fooling_rate_percent:.2f}"
+    return f"{_rounded(fooling_rate_percent, 2):.2f}"
 
 
 def format_table3(*, eps_ratio: float) -> str:
     """Table III cell: a ratio with three decimals."""
-    return f"{eps_ratio:.3f}"
+    return f"{_rounded(eps_ratio, 3):.3f}"
 
 
 def format_number(value: float | None, *, digits: int = 3, percent: bool = False) -> str:
