@@ -73,3 +73,21 @@ def test_retraining_uses_the_models_own_optimiser_at_lr_scale(tmp_path):
     fgsm_retrain(params=params, features=features, clean_model=clean.model, clean_config=clean.config,
                  on_epoch=records.append, progress=False)
     assert records[0]["lr"] == pytest.approx(0.005)
+
+
+def test_control_is_retraining_with_the_clean_loss_only(tmp_path):
+    torch.set_num_threads(1)
+    features = load_features(write_fake_features(tmp_path, sources_per_class=2))
+    base = {"device": "cpu", "train": {"epochs": 1, "schedule": "none"}, "fgsm_retrain": {"epochs": 1}}
+    params = params_from_dict(base)
+    clean = train_victim(params=params, features=features, progress=False)
+
+    def weights(alpha_param, alpha_override):
+        p = params_from_dict({**base, "fgsm_retrain": {"epochs": 1, "alpha": alpha_param}})
+        out = fgsm_retrain(params=p, features=features, clean_model=clean.model, clean_config=clean.config,
+                           progress=False, alpha=alpha_override)
+        return torch.cat([t.flatten() for t in out.model.state_dict().values() if t.is_floating_point()])
+
+    control = weights(0.0, 1.0)
+    torch.testing.assert_close(control, weights(1.0, None))  # the override is fgsm_retrain.alpha = 1
+    assert not torch.allclose(control, weights(0.0, None))  # and differs from FGSM retraining

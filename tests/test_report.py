@@ -52,6 +52,7 @@ def make_inputs() -> dict[str, dict]:
         "train.json": {"test_accuracy": 0.85, "macro_f1": 0.84, "epochs": 3, "n_test": 80},
         "fgsm_retrain.json": {"test_accuracy": 0.80, "clean_test_accuracy": 0.85, "accuracy_drop_points": 5.0,
                               "accuracy_drop_relative": 0.0588, "epochs": 2, "seconds": 3.0},
+        "clean_finetune.json": {"test_accuracy": 0.90, "clean_test_accuracy": 0.85, "epochs": 2},
     }
     for mode, attacks in (("clean", clean), ("clean_bounded", clean_bounded), ("bounded", bounded),
                           ("unbounded", unbounded)):
@@ -102,6 +103,8 @@ def test_summary_known_answers(tmp_path, rng):
     assert m["accuracy"] == pytest.approx(0.85)
     assert m["accuracy_drop"] == pytest.approx(5.0)
     assert m["accuracy_drop_relative"] == pytest.approx(0.05 / 0.85)
+    assert m["accuracy_control"] == pytest.approx(0.90)
+    assert m["accuracy_drop_vs_control"] == pytest.approx(10.0)  # control 90 % - retrained 80 %
     assert m["bounded_fooling_rate"] == pytest.approx(0.35)
     assert m["bounded_fooling_rate_clean"] == pytest.approx(0.75)  # from attack_clean_bounded, not the search
     assert m["eps_ratio"] == pytest.approx(1.75)  # mean of ratios, not 16.5 / 10.75
@@ -175,7 +178,7 @@ def test_findings_flip_when_numbers_flip():
     assert "raises" in found[0].evidence and "< 1" in found[1].evidence and "above" in found[2].evidence
 
 
-@pytest.mark.parametrize("name", ["train.json", "fgsm_retrain.json", "attack_bounded.json"])
+@pytest.mark.parametrize("name", ["train.json", "fgsm_retrain.json", "clean_finetune.json", "attack_bounded.json"])
 def test_missing_metrics_file_is_named(tmp_path, rng, name):
     write_tree(tmp_path, make_inputs(), rng=rng)
     (tmp_path / "metrics" / name).unlink()

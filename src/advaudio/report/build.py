@@ -26,12 +26,14 @@ def build_report(
     """
     metrics_dir, build_dir, reports_dir = Path(metrics_dir), Path(build_dir), Path(reports_dir)
     train_path, retrain_path = metrics_dir / "train.json", metrics_dir / "fgsm_retrain.json"
+    control_path = metrics_dir / "clean_finetune.json"
     suite = read_attack_suite(metrics_dir=metrics_dir)
     target = params.attack.target_fooling_rate
     bound = suite["bounded"].bound  # attack.bound at this input size, as the attack stages applied it
     summary = summarize(
         train=read_json(path=train_path), retrain=read_json(path=retrain_path), suite=suite,
         target_fooling_rate=target, train_path=train_path, retrain_path=retrain_path,
+        control=read_json(path=control_path), control_path=control_path,
     )
     findings = check_findings(metrics=summary.metrics, bound=bound, target_fooling_rate=target)
     write_json(metrics_dir / "summary.json", summary.metrics)

@@ -50,7 +50,13 @@ def _accuracy_finding(m: dict[str, float]) -> Finding:
     evidence = f"FGSM retraining {direction} clean test accuracy: {before:.2f} % -> {after:.2f} % ({-drop:+.2f} points"
     if "accuracy_drop_relative" in m:
         evidence += f", {-100.0 * m['accuracy_drop_relative']:+.1f} % relative"
-    return Finding(claim="Adversarial training lowers clean accuracy", holds=drop > 0, evidence=evidence + ").")
+    evidence += ")."
+    if "accuracy_control" in m:
+        evidence += (
+            f" Control: the same retraining with the clean loss only reaches {100.0 * m['accuracy_control']:.2f} %, "
+            f"so adversarial training accounts for {-m['accuracy_drop_vs_control']:+.2f} points."
+        )
+    return Finding(claim="Adversarial training lowers clean accuracy", holds=drop > 0, evidence=evidence)
 
 
 def _eps_finding(m: dict[str, float], target: float) -> Finding:

@@ -5,6 +5,9 @@ Definitions (see PROTOCOL.md, "The study's tables"):
 * ``accuracy``: clean test accuracy of the original model (``metrics/train.json`` ``test_accuracy``).
 * ``accuracy_drop``: original minus FGSM-retrained test accuracy in percentage points (Table I's
   parentheses); ``accuracy_drop_relative``: the same drop as a fraction of the original accuracy.
+  ``accuracy_control``: test accuracy after ``clean_finetune`` (fgsm_retrain's epochs, rate and rows with the
+  clean loss only); ``accuracy_drop_vs_control``: control minus retrained, in points, the part of the change
+  that adversarial training, not extra training, causes.
 * ``bounded_fooling_rate`` (Table II): mean over the attacks of the retrained model's fooling rate with
   ||delta||_2 <= ``attack.bound`` (``fr_at_bound`` of ``attack_bounded``); ``bounded_fooling_rate_clean``:
   the same for the original model (``fr_at_bound`` of ``attack_clean_bounded``). Both come from the same
@@ -151,8 +154,12 @@ def summarize(
     target_fooling_rate: float,
     train_path: str | Path = "metrics/train.json",
     retrain_path: str | Path = "metrics/fgsm_retrain.json",
+    control: dict[str, Any] | None = None,
+    control_path: str | Path = "metrics/clean_finetune.json",
 ) -> Summary:
     """Compute ``metrics/summary.json`` (numbers only) and the details the report states.
+
+    ``control`` is ``metrics/clean_finetune.json``; without it the control keys are left out.
 
     Raises
     ------
@@ -160,6 +167,12 @@ def summarize(
         Naming the file and key when an input lacks a required number.
     """
     metrics = accuracy_metrics(train=train, retrain=retrain, train_path=train_path, retrain_path=retrain_path)
+    if control is not None:
+        controlled = require_number(control, "test_accuracy", path=control_path)
+        if not 0.0 <= controlled <= 1.0:
+            raise DataError(f"{control_path}: test_accuracy = {controlled} is not a fraction in [0, 1]")
+        metrics["accuracy_control"] = controlled
+        metrics["accuracy_drop_vs_control"] = 100.0 * (controlled - metrics["accuracy_retrained"])
     metrics.update(bounded_metrics(clean_bounded=suite["clean_bounded"], bounded=suite["bounded"]))
     metrics["bound_l2"] = suite["bounded"].bound
     eps = eps_ratio(clean=suite["clean"], unbounded=suite["unbounded"], target_fooling_rate=target_fooling_rate)

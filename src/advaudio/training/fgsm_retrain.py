@@ -64,8 +64,13 @@ def fgsm_retrain(
     clean_config: dict[str, Any],
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
+    alpha: float | None = None,
 ) -> RetrainOutcome:
     """Retrain with Eq. 14 on the same training rows as the clean model (validation fold held out).
+
+    ``alpha`` overrides ``fgsm_retrain.alpha``; ``alpha=1`` is the ``clean_finetune`` control: the same
+    epochs, rate and rows with the clean loss only, which tells how much of the accuracy change is extra
+    training rather than adversarial training.
 
     Starts from ``clean_model``'s weights, or from a fresh network when ``fgsm_retrain.from_scratch``;
     runs ``fgsm_retrain.epochs`` epochs at ``fgsm_retrain.lr_scale`` times the model's training rate, with
@@ -88,7 +93,7 @@ def fgsm_retrain(
         model, x_train=features.train.x[train_rows], y_train=features.train.y[train_rows], x_val=None,
         y_val=None, config=train_cfg, seed=params.seed, device=device, epochs=cfg.epochs,
         lr=cfg.lr_scale * train_cfg.lr,
-        batch_loss=fgsm_loss(alpha=cfg.alpha, epsilon=cfg.epsilon), on_epoch=on_epoch, progress=progress,
+        batch_loss=fgsm_loss(alpha=cfg.alpha if alpha is None else alpha, epsilon=cfg.epsilon), on_epoch=on_epoch, progress=progress,
     )
     _, acc = evaluate(result.model, features.test.x, features.test.y, batch_size=batch, device=device)
     metrics = {
