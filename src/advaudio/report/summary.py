@@ -62,6 +62,20 @@ class Summary:
     retrain_clean_accuracy: float | None = None
 
 
+def read_test_accuracy(obj: dict[str, Any], *, path: str | Path) -> float:
+    """``test_accuracy`` of a stage's metrics, checked to be a fraction.
+
+    Raises
+    ------
+    DataError
+        If it is missing, not a number or outside [0, 1] (the message names ``path``).
+    """
+    value = require_number(obj, "test_accuracy", path=path)
+    if not 0.0 <= value <= 1.0:
+        raise DataError(f"{path}: test_accuracy = {value} is not a fraction in [0, 1]")
+    return value
+
+
 def accuracy_metrics(
     *, train: dict[str, Any], retrain: dict[str, Any], train_path: str | Path, retrain_path: str | Path
 ) -> dict[str, float]:
@@ -78,11 +92,8 @@ def accuracy_metrics(
     DataError
         If ``test_accuracy`` is missing from either file or is outside [0, 1].
     """
-    original = require_number(train, "test_accuracy", path=train_path)
-    retrained = require_number(retrain, "test_accuracy", path=retrain_path)
-    for value, path in ((original, train_path), (retrained, retrain_path)):
-        if not 0.0 <= value <= 1.0:
-            raise DataError(f"{path}: test_accuracy = {value} is not a fraction in [0, 1]")
+    original = read_test_accuracy(train, path=train_path)
+    retrained = read_test_accuracy(retrain, path=retrain_path)
     out = {
         "accuracy": original,
         "accuracy_retrained": retrained,
@@ -168,9 +179,7 @@ def summarize(
     """
     metrics = accuracy_metrics(train=train, retrain=retrain, train_path=train_path, retrain_path=retrain_path)
     if control is not None:
-        controlled = require_number(control, "test_accuracy", path=control_path)
-        if not 0.0 <= controlled <= 1.0:
-            raise DataError(f"{control_path}: test_accuracy = {controlled} is not a fraction in [0, 1]")
+        controlled = read_test_accuracy(control, path=control_path)
         metrics["accuracy_control"] = controlled
         metrics["accuracy_drop_vs_control"] = 100.0 * (controlled - metrics["accuracy_retrained"])
     metrics.update(bounded_metrics(clean_bounded=suite["clean_bounded"], bounded=suite["bounded"]))
