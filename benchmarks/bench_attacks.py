@@ -21,8 +21,8 @@ from art.attacks.evasion import SaliencyMapMethod
 from art.estimators.classification import PyTorchClassifier
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.victims import select_victims
-from advaudio.training.data import load_split, read_meta
+from advaudio.evaluation.victims import select_victims
+from advaudio.features.store import load_split, read_meta
 from advaudio.evaluation.verify import predict, verify_adversarials
 from advaudio.models.checkpoint import load_checkpoint
 

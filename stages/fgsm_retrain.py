@@ -15,7 +15,7 @@ from advaudio.io import write_json
 from advaudio.models.checkpoint import load_checkpoint, save_checkpoint
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import stage_summary
-from advaudio.training.data import load_features
+from advaudio.features.store import load_features
 from advaudio.training.fgsm_retrain import fgsm_retrain
 
 

@@ -18,7 +18,7 @@ from advaudio.io import write_json, write_text
 from advaudio.models.checkpoint import save_checkpoint
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import stage_summary
-from advaudio.training.data import load_features
+from advaudio.features.store import load_features
 from advaudio.training.run import can_resume, train_victim
 
 RESUME_DIR = "build/train_resume"

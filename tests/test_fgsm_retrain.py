@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from advaudio.attacks.fgsm import fgsm_examples
 from advaudio.config import params_from_dict
 from advaudio.models import build_model
-from advaudio.training.data import load_features
+from advaudio.features.store import load_features
 from advaudio.training.fake_features import write_fake_features
 from advaudio.training.fgsm_retrain import fgsm_loss, fgsm_retrain
 from advaudio.training.run import train_victim

@@ -8,7 +8,8 @@ import torch
 
 from advaudio.config import params_from_dict
 from advaudio.errors import ConfigError, DataError
-from advaudio.training.data import load_features, train_val_rows
+from advaudio.features.store import load_features
+from advaudio.training.data import train_val_rows
 from advaudio.training.fake_features import write_fake_features
 from advaudio.training.run import train_victim
 

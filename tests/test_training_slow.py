@@ -12,7 +12,7 @@ import pytest
 
 from advaudio.config import Params, params_from_dict
 from advaudio.models import MODELS
-from advaudio.training.data import load_features
+from advaudio.features.store import load_features
 from advaudio.training.fake_features import write_fake_features
 from advaudio.training.run import train_victim
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from advaudio.attacks.budget import BudgetResult, budget_search
-from advaudio.attacks.victims import select_victims
+from advaudio.evaluation.budget import BudgetResult, budget_search
+from advaudio.evaluation.victims import select_victims
 from advaudio.config import PROFILES_DIR, Params, resolve_device
 from advaudio.errors import ConfigError, DataError
 from advaudio.evaluation.bound import effective_bound
@@ -26,7 +26,7 @@ from advaudio.evaluation.modes import MODES
 from advaudio.evaluation.sanity import run_sanity_checks
 from advaudio.evaluation.verify import predict
 from advaudio.models.checkpoint import load_checkpoint
-from advaudio.training.data import load_split, read_meta
+from advaudio.features.store import load_split, read_meta
 
 
 @dataclass

@@ -25,7 +25,7 @@ from advaudio.evaluation.bound import effective_bound
 from advaudio.evaluation.modes import MODES
 from advaudio.io import read_json_object
 from advaudio.models.checkpoint import load_checkpoint
-from advaudio.training.data import load_split, read_meta
+from advaudio.features.store import load_split, read_meta
 
 
 def rechecked_success(

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.budget import BudgetResult
+from advaudio.evaluation.budget import BudgetResult
 from advaudio.evaluation.metrics import robustness_curve
 from advaudio.evaluation.verify import verify_adversarials
 

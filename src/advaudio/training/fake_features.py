@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from advaudio.io import save_npy, write_json
-from advaudio.training.data import INDEX_COLUMNS
+from advaudio.features.store import INDEX_COLUMNS
 
 
 def _image(rng: np.random.Generator, *, label: int, n_classes: int, size: tuple[int, int], noise: float,

@@ -25,7 +25,8 @@ from advaudio.attacks.fgsm import fgsm_examples
 from advaudio.config import Params, resolve_device
 from advaudio.models import build_model
 from advaudio.models.checkpoint import make_config
-from advaudio.training.data import Features, train_val_rows
+from advaudio.features.store import Features
+from advaudio.training.data import train_val_rows
 from advaudio.training.loop import BatchLoss, EpochCallback, evaluate, fit, seed_everything
 from advaudio.training.run import validation_folds
 

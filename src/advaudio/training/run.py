@@ -16,7 +16,8 @@ from torch import nn
 from advaudio.config import Params, resolve_device
 from advaudio.models import build_model, count_parameters
 from advaudio.models.checkpoint import make_config
-from advaudio.training.data import Features, pool_folds, train_val_rows
+from advaudio.features.store import Features
+from advaudio.training.data import pool_folds, train_val_rows
 from advaudio.training.loop import EpochCallback, fit, predict, seed_everything
 from advaudio.training.resume import ResumeStore, fingerprint
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.counting import CountingModule
+from advaudio.evaluation.counting import CountingModule
 from advaudio.errors import ConfigError
 from advaudio.evaluation.verify import verify_adversarials
 

@@ -1,0 +1,103 @@
+"""The budget search (evaluation/budget.py) and victim selection on tiny torch models."""
+
+import numpy as np
+import pytest
+import torch
+
+from advaudio.errors import ConfigError, DataError
+from advaudio.evaluation.budget import budget_search
+from advaudio.evaluation.victims import select_victims
+from toy_attack_models import LADDERS, SHAPE, ConstantModel, NoGradModel, run, smooth_model, victims
+
+
+def test_cw_finds_smaller_perturbations_than_bim_b():
+    model = smooth_model()
+    x, y, t = victims(model, n=8)
+    cw = run("cw", model, x, y, t)
+    bim = run("bim_b", model, x, y, t, ladder=[{"epsilon": 3.0, "steps": 10, "rel_stepsize": 0.25}])
+    both = cw.success & bim.success
+    assert both.sum() >= 4
+    assert cw.l2[both].mean() < bim.l2[both].mean()
+
+
+@pytest.mark.parametrize("name", sorted(LADDERS))
+def test_every_attack_fools_verified_stays_in_range_and_is_seeded(name):
+    model = smooth_model()
+    x, y, t = victims(model, n=8)
+    r1 = run(name, model, x, y, t)
+    r2 = run(name, model, x, y, t)
+    assert r1.fooling_rate >= 0.5, (name, r1.fooling_rate)
+    assert r1.adv.min() >= 0 and r1.adv.max() <= 1 and not np.isnan(r1.adv).any()
+    with torch.no_grad():
+        pred = model(torch.from_numpy(r1.adv)).argmax(1).numpy()
+    goal = y.numpy() if name == "deepfool" else t.numpy()
+    hit = pred != goal if name == "deepfool" else pred == goal
+    np.testing.assert_array_equal(hit, r1.success)
+    np.testing.assert_array_equal(r1.l2, r2.l2)
+    np.testing.assert_array_equal(r1.adv, r2.adv)
+    assert (r1.queries > 0) if name == "pia" else (r1.gradient_calls > 0)
+
+
+@pytest.mark.parametrize("name", sorted(LADDERS))
+def test_bounded_attacks_never_exceed_bound(name):
+    model = smooth_model()
+    x, y, t = victims(model, n=6)
+    r = run(name, model, x, y, t, bound=0.3)
+    norms = np.linalg.norm((r.adv - x.numpy()).reshape(len(x), -1), axis=1)
+    assert (norms <= 0.3 + 1e-5).all()
+    assert (r.l2[r.success] <= 0.3 + 1e-5).all()
+
+
+@pytest.mark.parametrize("name", sorted(LADDERS))
+def test_constant_model_is_never_fooled(name):
+    model = ConstantModel().eval()
+    x = torch.rand((4, *SHAPE))
+    y = torch.zeros(4, dtype=torch.long)
+    t = torch.tensor([1, 2, 3, 1])
+    r = run(name, model, x, y, t)
+    assert not r.success.any() and np.isinf(r.l2).all()
+    assert r.level == len(LADDERS[name])
+
+
+def test_pia_never_touches_gradients():
+    model = NoGradModel(smooth_model()).eval()
+    x, y, t = victims(model, n=4)
+    r = run("pia", model, x, y, t)
+    assert r.fooling_rate > 0 and r.gradient_calls == 0 and r.queries > 0
+
+
+def test_budget_search_keeps_fooled_victims_out_of_later_rungs():
+    model = smooth_model()
+    x, y, t = victims(model, n=8)
+    ladder = [{"epsilon": 0.5, "steps": 10, "rel_stepsize": 0.25}, {"epsilon": 3.0, "steps": 10, "rel_stepsize": 0.25}]
+    r = run("bim_b", model, x, y, t, ladder=ladder)
+    first = run("bim_b", model, x, y, t, ladder=ladder[:1])
+    assert r.fr_per_level[0] == first.fooling_rate and r.fr_per_level == sorted(r.fr_per_level)
+    assert r.gradient_calls == 10 * len(x) + 10 * int((~first.success).sum())
+    np.testing.assert_array_equal(r.l2[first.success], first.l2[first.success])
+
+
+def test_budget_search_rejects_bad_rungs():
+    model = smooth_model()
+    x, y, t = victims(model, n=2)
+    with pytest.raises(ConfigError, match="needs an 'epsilon'"):
+        run("bim_b", model, x, y, t, ladder=[{"steps": 3}])
+    with pytest.raises(ConfigError, match="rung 1"):
+        run("cw", model, x, y, t, ladder=[{"cc": 3}])
+    with pytest.raises(ConfigError, match="empty"):
+        budget_search(name="cw", model=model, x=x, labels=y, targets=t, ladder=[], target_fooling_rate=0.9, batch_size=2)
+
+
+def test_select_victims_is_stratified_seeded_and_targets_are_wrong(rng):
+    labels = np.repeat(np.arange(5), 10)
+    preds = labels.copy()
+    preds[::3] = (preds[::3] + 1) % 5  # some misclassified
+    rows, targets = select_victims(labels=labels, predictions=preds, n_victims=10, n_classes=5, seed=7)
+    rows2, targets2 = select_victims(labels=labels, predictions=preds, n_victims=10, n_classes=5, seed=7)
+    np.testing.assert_array_equal(rows, rows2)
+    np.testing.assert_array_equal(targets, targets2)
+    assert (labels[rows] == preds[rows]).all()
+    assert np.bincount(labels[rows], minlength=5).tolist() == [2] * 5
+    assert (targets != labels[rows]).all() and targets.min() >= 0 and targets.max() < 5
+    with pytest.raises(DataError, match="no test sample"):
+        select_victims(labels=labels, predictions=(labels + 1) % 5, n_victims=3, n_classes=5, seed=0)
