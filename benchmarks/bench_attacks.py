@@ -90,8 +90,9 @@ def main() -> None:
           f"(single-feature/ART {single / ref:.2f})")
 
     pia = ATTACKS.get("pia")(steps=args.nes_steps, samples=50)
-    (_, adv, _), s = timed(lambda: pia(fmodel, x, crit, epsilons=0.3, starting_pool=x_all))
-    ours = report(f"pia NES (project, {pia.queries // n} q/sample)", adv, s)
+    stats = {}
+    (_, adv, _), s = timed(lambda: pia(fmodel, x, crit, epsilons=0.3, starting_pool=x_all, stats=stats))
+    ours = report(f"pia NES (project, {stats['queries'] // n} q/sample)", adv, s)
     es_bim = fb.gradient_estimators.es_gradient_estimator(fb.attacks.L2BasicIterativeAttack, samples=50,
                                                           sigma=0.001, bounds=(0, 1), clip=True)
     attack = es_bim(steps=args.nes_steps, rel_stepsize=0.25)

@@ -2,7 +2,7 @@
 
 Reads metrics/{train,fgsm_retrain,attack_clean,attack_clean_bounded,attack_bounded,attack_unbounded}.json, the robustness
 curves and build/attacks/clean/examples.npz; writes metrics/summary.json (numbers only) and
-reports/{report.md, figure1.png, curves.png}. Definitions: advaudio.report.summary and PROTOCOL.md.
+reports/{report.md, figure1.png, curves.png}. Definitions: advaudio.report.summary and docs/PROTOCOL.md.
 """
 
 import sys

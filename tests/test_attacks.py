@@ -1,14 +1,20 @@
 """Known-answer and property tests of the attack suite on tiny torch models."""
 
+import copy
+import inspect
+import math
+
 import foolbox as fb
 import numpy as np
 import pytest
 import torch
 
 from advaudio.attacks import ATTACKS
+from advaudio.attacks.bim import bim_a
+from advaudio.attacks.jsma import jsma
 from advaudio.errors import ConfigError
 from advaudio.attacks.pia import TopKOracle, nes_gradient, target_log_prob
-from toy_attack_models import D, K, SHAPE, linear_model, smooth_model, victims
+from toy_attack_models import D, K, LADDERS, POOL, SHAPE, linear_model, smooth_model, victims
 
 
 def test_registry_holds_the_six_attacks_and_fgsm():
@@ -43,11 +49,10 @@ def opposed_linear_model(seed: int = 3) -> torch.nn.Module:
 
 
 def jsma_changes(model, x, t, **kw):
-    attack = ATTACKS.get("jsma")(**kw)
-    adv = attack.run(fb.PyTorchModel(model, bounds=(0, 1)), x, fb.criteria.TargetedMisclassification(t))
+    adv, iterations, features = jsma(model, x, t, **kw)
     delta = (adv - x).flatten()
     changed = torch.nonzero(delta != 0).flatten()
-    return set(changed.tolist()), torch.sign(delta[changed]), changed, attack
+    return set(changed.tolist()), torch.sign(delta[changed]), changed, (iterations, features)
 
 
 @pytest.mark.parametrize("pairs", [True, False])
@@ -62,11 +67,12 @@ def test_jsma_changes_largest_weight_differences_first(pairs):
     order = diff.abs().argsort(descending=True).tolist()
     per = 2 if pairs else 1
     for iterations in (1, 3):  # theta small enough that the target is not reached
-        changed, signs, idx, attack = jsma_changes(model, x, t, max_iterations=iterations, theta=0.01, pairs=pairs)
+        changed, signs, idx, (its, feats) = jsma_changes(model, x, t, max_iterations=iterations, theta=0.01,
+                                                         pairs=pairs)
         assert changed == set(order[: per * iterations])
         assert (signs == torch.sign(diff[idx])).all()  # each feature moved towards the target
-        assert attack.last_iterations.tolist() == [iterations]
-        assert attack.last_features.tolist() == [per * iterations]
+        assert its.tolist() == [iterations]
+        assert feats.tolist() == [per * iterations]
 
 
 @pytest.mark.parametrize("output", ["logits", "softmax"])
@@ -109,10 +115,12 @@ def test_jsma_pair_is_the_full_pairwise_map_argmax_with_enough_candidates(output
 def test_jsma_respects_feature_budget():
     model = smooth_model()
     x, y, t = victims(model, n=4)
-    attack = ATTACKS.get("jsma")(max_iterations=50, theta=1.0, gamma=5 / D)
-    adv = attack.run(fb.PyTorchModel(model, bounds=(0, 1)), x, fb.criteria.TargetedMisclassification(t))
+    adv, _, features = jsma(model, x, t, max_iterations=50, theta=1.0, gamma=5 / D)
     l0 = ((adv - x).flatten(1) != 0).sum(1)
-    assert (l0 <= 5).all() and (torch.from_numpy(attack.last_features) == l0).all()
+    assert (l0 <= 5).all() and (features == l0).all()
+    run_adv = ATTACKS.get("jsma")(max_iterations=50, theta=1.0, gamma=5 / D).run(
+        fb.PyTorchModel(model, bounds=(0, 1)), x, fb.criteria.TargetedMisclassification(t))
+    torch.testing.assert_close(run_adv, adv, rtol=0, atol=0)  # the foolbox run is the functional core
 
 
 def test_nes_estimate_aligns_with_true_gradient():
@@ -139,9 +147,9 @@ def test_bim_a_stops_at_first_success_and_matches_bim_b_prefix():
     x, y, t = victims(model)
     fmodel = fb.PyTorchModel(model, bounds=(0, 1))
     crit = fb.criteria.TargetedMisclassification(t)
-    bim_a = ATTACKS.get("bim_a")(steps=30, rel_stepsize=0.1)
-    adv_a = bim_a.run(fmodel, x, crit, epsilon=3.0)
-    iters = bim_a.last_iterations
+    adv_a, iters = bim_a(model, x, t, targeted=True, epsilon=3.0, steps=30, rel_stepsize=0.1)
+    torch.testing.assert_close(ATTACKS.get("bim_a")(steps=30, rel_stepsize=0.1).run(fmodel, x, crit, epsilon=3.0),
+                               adv_a, rtol=0, atol=0)  # the foolbox run is the functional core
     assert (iters <= 30).all() and iters.max() > 0
     with torch.no_grad():
         hit = model(adv_a).argmax(1) == t
@@ -155,3 +163,174 @@ def test_bim_a_stops_at_first_success_and_matches_bim_b_prefix():
                 assert model(prev).argmax(1) != t[i]
 
 
+
+class ZeroIsTargetModel(torch.nn.Module):
+    """Two classes: the label 0 everywhere except at (and within a mean of 0.01 of) the all-zero image, class 1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.flatten(1).mean(1)
+        return torch.stack([torch.zeros_like(mean), 1.0 - 100.0 * mean], dim=1)
+
+
+def test_cw_returns_the_input_for_rows_it_never_fooled():
+    model = ZeroIsTargetModel().eval()
+    x = 0.3 + 0.4 * torch.rand((3, *SHAPE), generator=torch.Generator().manual_seed(0))
+    t = torch.ones(3, dtype=torch.long)
+    with torch.no_grad():
+        assert (model(x).argmax(1) == 0).all() and model(torch.zeros_like(x)).argmax(1).tolist() == [1, 1, 1]
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    crit = fb.criteria.TargetedMisclassification(t)
+    kw = {"steps": 20, "binary_search_steps": 2, "stepsize": 0.01}  # ~0.2 in tanh space: far from the zero image
+    foolbox_out = fb.attacks.L2CarliniWagnerAttack(initial_const=1.0, **kw).run(fmodel, x, crit)
+    assert not foolbox_out.any()  # foolbox's marker of failure, which the model calls a success
+    raw, clipped, success = ATTACKS.get("cw")(c=1.0, **kw)(fmodel, x, crit, epsilons=None)
+    torch.testing.assert_close(raw, x, rtol=0, atol=0)
+    torch.testing.assert_close(clipped, x, rtol=0, atol=0)
+    assert not success.any()
+
+
+def test_deepfool_considers_every_class_by_default():
+    # 12 classes; at x the label 0 leads, classes 1..10 trail by 0.1 k but lie ~10 k away, class 11 trails by 5
+    # but its boundary is 0.1 away: outside foolbox's default top-10 candidates, yet the nearest boundary
+    n_classes = 12
+    gen = torch.Generator().manual_seed(0)
+    u = torch.nn.functional.normalize(torch.randn(n_classes, D, generator=gen), dim=1)
+    scale = torch.tensor([0.0] + [0.01] * 10 + [50.0])
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(D, n_classes)).eval()
+    x = torch.full((1, *SHAPE), 0.5)
+    with torch.no_grad():
+        model[1].weight.copy_(u * scale[:, None])
+        wanted = torch.tensor([0.0] + [-0.1 * k for k in range(1, 11)] + [-5.0])
+        model[1].bias.copy_(wanted - model[1].weight @ x.flatten())
+    y = torch.zeros(1, dtype=torch.long)
+    _, adv, ok = ATTACKS.get("deepfool")(steps=50, overshoot=0.0)(
+        fb.PyTorchModel(model, bounds=(0, 1)), x, fb.criteria.Misclassification(y), epsilons=None)
+    assert ok.all()
+    with torch.no_grad():
+        assert model(adv).argmax(1).tolist() == [11]
+    np.testing.assert_allclose(float((adv - x).norm()), 0.1, rtol=0.02)
+
+
+def test_attacks_keep_no_per_call_state():
+    model = smooth_model()
+    x, y, t = victims(model, n=4)
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    for name in ATTACKS:
+        cls = ATTACKS.get(name)
+        rung = dict(LADDERS.get(name, [{"epsilon": 0.1}])[0])
+        epsilon = rung.pop("epsilon", None)
+        attack = cls(**rung)
+        before = copy.deepcopy(vars(attack))
+        crit = (fb.criteria.TargetedMisclassification(t) if cls.targeted else fb.criteria.Misclassification(y))
+        extra = {"starting_pool": POOL} if "starting_pool" in cls.call_kwargs else {}
+        attack(fmodel, x, crit, epsilons=epsilon, **extra)
+        assert {k: repr(v) for k, v in vars(attack).items()} == {k: repr(v) for k, v in before.items()}, name
+
+
+def test_pia_adds_its_oracle_queries_to_the_callers_stats():
+    model = smooth_model()
+    x, _, t = victims(model, n=4)
+    asked = []
+
+    class Counting(torch.nn.Module):
+        def forward(self, z):
+            asked.append(len(z))
+            return model(z)
+
+    fmodel = fb.PyTorchModel(Counting().eval(), bounds=(0, 1))
+    attack = ATTACKS.get("pia")(steps=5, samples=10)
+    crit = fb.criteria.TargetedMisclassification(t)
+    stats = {}
+    attack.run(fmodel, x, crit, epsilon=0.5, starting_pool=POOL, stats=stats)
+    assert stats["queries"] == sum(asked) > 0  # created, and exactly the samples the model was asked about
+    asked.clear()
+    stats = {"queries": 7, "other": 1}
+    attack(fmodel, x, crit, epsilons=0.5, starting_pool=POOL, stats=stats)  # foolbox's __call__ passes it on
+    assert stats == {"queries": 7 + sum(asked) - len(x), "other": 1}  # __call__'s own success check is no query
+    attack.run(fmodel, x, crit, epsilon=0.5, starting_pool=POOL)  # stats is optional
+
+
+def test_every_attack_declares_its_call_interface():
+    for name in ATTACKS:
+        cls = ATTACKS.get(name)
+        assert isinstance(cls.targeted, bool) and isinstance(cls.black_box, bool), name
+        assert isinstance(cls.call_kwargs, tuple), name
+        accepted = {p.name for p in inspect.signature(cls.run).parameters.values()
+                    if p.kind is p.KEYWORD_ONLY and p.name not in ("epsilon", "early_stop")}
+        assert set(cls.call_kwargs) == accepted, name
+    assert ATTACKS.get("pia").call_kwargs == ("starting_pool", "stats") and ATTACKS.get("pia").black_box
+    assert [n for n in ATTACKS if not ATTACKS.get(n).targeted] == ["deepfool", "fgsm"]
+
+
+def test_bounded_rungs_follow_each_attacks_rule():
+    bound = 0.3
+    for name in ("bim_a", "bim_b"):
+        cls = ATTACKS.get(name)
+        assert cls.bounded({"epsilon": 1.0, "steps": 5}, bound=bound, n_features=D) == {"epsilon": 0.3, "steps": 5}
+        assert cls.bounded({"epsilon": 0.2, "steps": 5}, bound=bound, n_features=D) == {"epsilon": 0.2, "steps": 5}
+    for name in ("cw", "deepfool"):
+        rung = dict(LADDERS[name][0])
+        assert ATTACKS.get(name).bounded(rung, bound=bound, n_features=D) == rung
+    jsma_cls = ATTACKS.get("jsma")
+    # pairs: cap = min(2 * 30, 1.0 * 36) = 36; single: cap = min(10, 36) = 10; gamma 0.25: cap = int(9.0) = 9
+    assert jsma_cls.bounded({"max_iterations": 30, "theta": 1.0}, bound=bound, n_features=D) == {
+        "max_iterations": 30, "theta": pytest.approx(bound / 6)}
+    assert jsma_cls.bounded({"max_iterations": 10, "pairs": False}, bound=bound, n_features=D)["theta"] == (
+        pytest.approx(bound / math.sqrt(10)))
+    assert jsma_cls.bounded({"max_iterations": 30, "gamma": 0.25}, bound=bound, n_features=D)["theta"] == pytest.approx(0.1)
+    assert jsma_cls.bounded({"max_iterations": 30, "theta": 0.01}, bound=bound, n_features=D)["theta"] == 0.01
+    pia_rung = ATTACKS.get("pia").bounded({"epsilon": 0.5, "steps": 3}, bound=bound, n_features=D)
+    assert pia_rung == {"epsilon": bound, "steps": 3, "norm": "l2"}
+    assert ATTACKS.get("pia")(norm="l2").distance is fb.distances.l2
+    assert ATTACKS.get("pia").distance is fb.distances.linf and ATTACKS.get("pia")().distance is fb.distances.linf
+    fgsm_rung = ATTACKS.get("fgsm").bounded({"epsilon": 1.0}, bound=bound, n_features=D)
+    assert fgsm_rung == {"epsilon": pytest.approx(bound / 6)}
+    with pytest.raises(ValueError, match="bound"):
+        ATTACKS.get("cw").bounded({}, bound=0.0, n_features=D)
+    with pytest.raises(ValueError, match="n_features"):
+        ATTACKS.get("cw").bounded({}, bound=1.0, n_features=0)
+    with pytest.raises(ValueError, match="norm"):
+        ATTACKS.get("pia")(norm="l1")
+
+
+@pytest.mark.parametrize("name", ["bim_a", "bim_b", "jsma", "pia", "fgsm"])
+def test_bounded_rungs_stay_in_the_ball_without_projection(name):
+    bound = 0.3
+    model = smooth_model()
+    x, y, t = victims(model, n=8)
+    cls = ATTACKS.get(name)
+    ladder = LADDERS.get(name, [{"epsilon": 1.0}])
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    crit = fb.criteria.TargetedMisclassification(t) if cls.targeted else fb.criteria.Misclassification(y)
+    hits = 0
+    for rung in ladder:
+        kwargs = cls.bounded(rung, bound=bound, n_features=D)
+        epsilon = kwargs.pop("epsilon", None)
+        extra = {"starting_pool": POOL} if "starting_pool" in cls.call_kwargs else {}
+        run_kw = {} if epsilon is None else {"epsilon": epsilon}
+        adv = cls(**kwargs).run(fmodel, x, crit, **run_kw, **extra)  # run: foolbox's __call__ would clip
+        norms = (adv - x).flatten(1).norm(dim=1)
+        assert (norms <= bound * (1 + 1e-5)).all(), (name, norms.max().item())
+        assert adv.min() >= 0 and adv.max() <= 1
+        with torch.no_grad():
+            pred = model(adv).argmax(1)
+        hits += int(((pred == t) if cls.targeted else (pred != y)).sum())
+    if name == "pia":  # the L2 mode succeeds within the bound, not merely stays inside it
+        assert hits >= len(x) // 2, hits
+
+
+def test_pia_l2_mode_keeps_a_target_class_start_and_shrinks_to_the_goal():
+    model = smooth_model()
+    x, _, t = victims(model, n=8)
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    attack = ATTACKS.get("pia")(steps=60, samples=40, lr=0.05, norm="l2")
+    raw, clipped, success = attack(fmodel, x, fb.criteria.TargetedMisclassification(t), epsilons=0.5,
+                                   starting_pool=POOL)
+    torch.testing.assert_close(raw, clipped)  # already within the goal L2 ball: foolbox's L2 clip is a no-op
+    assert success.sum() >= 6
+    assert ((raw - x).flatten(1).norm(dim=1) <= 0.5 * (1 + 1e-5)).all()
+    # the same goal in L-inf lets the perturbation grow far beyond 0.5 in L2 (linf mode is unchanged)
+    linf = ATTACKS.get("pia")(steps=60, samples=40, lr=0.05).run(fmodel, x, fb.criteria.TargetedMisclassification(t),
+                                                                  epsilon=0.5, starting_pool=POOL)
+    assert (linf - x).flatten(1).abs().amax(dim=1).max() <= 0.5 + 1e-6
+    assert (linf - x).flatten(1).norm(dim=1).max() > 1.0

@@ -101,3 +101,26 @@ def test_select_victims_is_stratified_seeded_and_targets_are_wrong(rng):
     assert (targets != labels[rows]).all() and targets.min() >= 0 and targets.max() < 5
     with pytest.raises(DataError, match="no test sample"):
         select_victims(labels=labels, predictions=(labels + 1) % 5, n_victims=3, n_classes=5, seed=0)
+
+
+def test_gradients_are_counted_on_the_model_even_for_an_attack_that_says_it_is_black_box(monkeypatch):
+    from advaudio.attacks import ATTACKS
+    from advaudio.evaluation.sanity import blackbox_queries_only
+
+    monkeypatch.setattr(ATTACKS.get("bim_b"), "black_box", True)  # a white-box attack mislabelled
+    model = smooth_model()
+    x, y, t = victims(model, n=4)
+    r = run("bim_b", model, x, y, t, ladder=[{"epsilon": 1.0, "steps": 5, "rel_stepsize": 0.25}])
+    assert r.black_box and r.gradient_calls == 5 * len(x)
+    assert not blackbox_queries_only({"bim_b": r})
+
+
+def test_black_box_queries_equal_the_models_forward_samples():
+    from advaudio.evaluation.sanity import blackbox_queries_only
+
+    model = smooth_model()
+    x, y, t = victims(model, n=4)
+    r = run("pia", model, x, y, t)
+    assert r.black_box and r.queries > 0 and r.queries == r.forward_calls and r.gradient_calls == 0
+    assert blackbox_queries_only({"pia": r})
+

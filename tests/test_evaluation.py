@@ -10,12 +10,15 @@ from advaudio.evaluation.metrics import (
     attack_summary,
     curve_auc,
     db_ratio,
+    curve_end,
     epsilon_grid,
     fooling_rate,
+    fr_at_bound,
     l2_norms,
     rms,
     robustness_curve,
 )
+from advaudio.evaluation.ball import BOUND_RTOL, project_l2, within_bound
 from advaudio.evaluation.sanity import eval_and_deterministic, nonzero_input_gradients, outputs_are_logits
 from advaudio.evaluation.verify import verify_adversarials
 
@@ -53,15 +56,51 @@ def test_attack_summary_omits_values_without_successes():
     x = np.full((2, 1, 2, 2), 0.5)
     eps = np.linspace(0, 1, 11)
     out = attack_summary(x=x, l2=np.array([np.inf, np.inf]), success=np.array([False, False]), epsilons=eps, bound=3.0)
-    assert out == {"fooling_rate": 0.0, "fr_at_bound": 0.0, "auc": 0.0}
+    assert {k: v for k, v in out.items() if "_ci_" not in k} == {"fooling_rate": 0.0, "fr_at_bound": 0.0, "auc": 0.0}
+    assert out["fooling_rate_ci_low"] == 0.0 and 0.5 < out["fooling_rate_ci_high"] < 1.0  # Wilson 0 of 2
     out = attack_summary(x=x, l2=np.array([0.2, 0.4]), success=np.array([True, True]), epsilons=eps, bound=0.3)
     assert out["mean_l2"] == pytest.approx(0.3) and out["fr_at_bound"] == 0.5 and out["mean_rms"] == pytest.approx(0.15)
 
 
-def test_epsilon_grid():
-    g = epsilon_grid(l2_arrays=[np.array([1.0, np.inf]), np.array([4.0])], points=5, curve_max=0.0)
-    np.testing.assert_allclose(g, [0, 1, 2, 3, 4])
-    np.testing.assert_allclose(epsilon_grid(l2_arrays=[], points=3, curve_max=2.0), [0, 1, 2])
+def test_epsilon_grid_is_fixed_by_the_parameters():
+    np.testing.assert_allclose(epsilon_grid(end=4.0, points=5), [0, 1, 2, 3, 4])
+    with pytest.raises(ValueError, match="end > 0"):
+        epsilon_grid(end=0.0, points=5)
+    # bounded comparison: up to the bound; unbounded: curve_max scaled like the bound (study 3 -> 0.0875 here)
+    assert curve_end(bounded=True, bound_l2=0.0875, curve_max=150.0, bound=3.0) == 0.0875
+    assert curve_end(bounded=False, bound_l2=0.0875, curve_max=150.0, bound=3.0) == pytest.approx(4.375)
+
+
+def test_one_attacks_auc_does_not_depend_on_the_others():
+    x = np.full((4, 1, 2, 2), 0.5)
+    l2 = np.array([0.1, 0.2, 0.3, np.inf])
+    grid = epsilon_grid(end=curve_end(bounded=False, bound_l2=0.1, curve_max=10.0, bound=1.0), points=11)
+    alone = attack_summary(x=x, l2=l2, success=np.isfinite(l2), epsilons=grid, bound=0.1)["auc"]
+    # the stage's other attacks found a perturbation of 50: the grid, hence this AUC, must not move
+    assert grid[-1] == pytest.approx(1.0) and alone == pytest.approx(0.6375)
+
+
+def test_fr_at_bound_counts_projected_norms_a_hair_above_the_bound():
+    bound = 0.0875
+    x = np.full((3, 1, 2, 2), 0.5)
+    l2 = np.array([bound * (1 + 3e-7), bound * (1 + 0.5 * BOUND_RTOL), bound * 1.001])
+    assert fr_at_bound(l2=l2, success=np.ones(3, dtype=bool), bound=bound) == pytest.approx(2 / 3)
+    out = attack_summary(x=x, l2=l2, success=np.ones(3, dtype=bool), epsilons=np.linspace(0, 1, 5), bound=bound)
+    assert out["fr_at_bound"] == pytest.approx(2 / 3)
+
+
+def test_float32_projection_lands_within_the_predicate_but_not_always_below_the_radius():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand((64, 1, 128, 128), generator=g)
+    adv = (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(0, 1)
+    bound = 0.0875 * 16
+    projected = project_l2(x, adv, bound)
+    l2 = l2_norms(x=x.numpy(), adv=projected.numpy())
+    assert within_bound(l2, bound).all()
+    assert (l2 > bound).any()  # why the predicate needs its tolerance
+    assert projected.min() >= 0 and projected.max() <= 1
+    inside = x + 0.5 * (adv - x) * bound / l2_norms(x=x.numpy(), adv=adv.numpy()).max()
+    torch.testing.assert_close(project_l2(x, inside.float(), bound), inside.float())
 
 
 def test_verification_reclassifies_and_rejects_out_of_range():

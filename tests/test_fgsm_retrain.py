@@ -1,31 +1,93 @@
 """FGSM retraining (Eq. 14): the loss at alpha = 0 and 1, and a measurable robustness gain."""
 
+import copy
+
+import foolbox as fb
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from advaudio.attacks.fgsm import fgsm_examples
+from advaudio.attacks import ATTACKS
 from advaudio.config import params_from_dict
-from advaudio.models import build_model
 from advaudio.features.store import load_features
 from advaudio.training.fake_features import write_fake_features
-from advaudio.training.fgsm_retrain import fgsm_loss, fgsm_retrain
+from advaudio.training.fgsm_retrain import craft_fgsm, fgsm_loss, fgsm_retrain, frozen_batchnorm
 from advaudio.training.run import train_victim
 
 FGSM_KEYS = {"test_accuracy", "clean_test_accuracy", "accuracy_drop_points", "accuracy_drop_relative",
              "epochs", "seconds", "images_per_second", "n_train"}
 
 
-def test_loss_matches_eq14_at_both_ends():
-    model = build_model("resnet56", n_classes=3, input_shape=(1, 8, 8)).eval()
-    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 0])
-    clean, _ = fgsm_loss(alpha=1.0, epsilon=0.1)(model, x, y)
+def opposed_linear(w: torch.Tensor) -> torch.nn.Module:
+    """z0 = w.x, z1 = -w.x: for label 0, grad_x CE = -2 p1 w, so FGSM gives x' = clip(x - eps * sign(w))."""
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(w.numel(), 2, bias=False))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.stack([w.flatten(), -w.flatten()]))
+    return model
+
+
+def test_fgsm_matches_the_closed_form_on_an_opposed_linear_model():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(1, 4, 4, generator=gen)
+    model = opposed_linear(w).train()  # no BatchNorm or dropout: the mode changes nothing
+    x = torch.rand(5, 1, 4, 4, generator=gen)
+    x[0, 0, 0] = torch.tensor([0.0, 1.0, 0.0, 1.0])  # some features at the bounds, where clipping bites
+    y = torch.zeros(5, dtype=torch.long)
+    eps = 0.1
+    expected = (x - eps * torch.sign(w)).clamp(0, 1)
+    torch.testing.assert_close(craft_fgsm(model, x, y, epsilon=eps), expected, rtol=0, atol=1e-7)
+    _, adv, _ = ATTACKS.get("fgsm")()(fb.PyTorchModel(model.eval(), bounds=(0, 1)), x,
+                                      fb.criteria.Misclassification(y), epsilons=eps)
+    torch.testing.assert_close(adv, expected, rtol=0, atol=1e-7)
+    model.train()
+    clean, _ = fgsm_loss(alpha=1.0, epsilon=eps)(model, x, y)
     torch.testing.assert_close(clean, F.cross_entropy(model(x), y))
-    adv, _ = fgsm_loss(alpha=0.0, epsilon=0.1)(model, x, y)
-    torch.testing.assert_close(adv, F.cross_entropy(model(fgsm_examples(model, x, y, epsilon=0.1)), y))
-    half, _ = fgsm_loss(alpha=0.5, epsilon=0.1)(model, x, y)
-    torch.testing.assert_close(half, 0.5 * clean + 0.5 * adv)
+    adv_loss, logits = fgsm_loss(alpha=0.0, epsilon=eps)(model, x, y)
+    torch.testing.assert_close(adv_loss, F.cross_entropy(model(expected), y))
+    torch.testing.assert_close(logits, model(expected))
+    half, _ = fgsm_loss(alpha=0.5, epsilon=eps)(model, x, y)
+    torch.testing.assert_close(half, 0.5 * clean + 0.5 * adv_loss)
+
+
+def _bn_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                                torch.nn.Flatten(), torch.nn.Linear(4 * 8 * 8, 3))
+    with torch.no_grad():  # running statistics that differ from any batch's, as after some training
+        model[1].running_mean.uniform_(-0.5, 0.5)
+        model[1].running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def test_alpha_zero_updates_batchnorm_statistics_from_the_adversarial_batch_only():
+    model = _bn_model().train()
+    x, y = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    reference = copy.deepcopy(model)
+    # x' by hand: FGSM with the model's running statistics (BatchNorm frozen, no other module has a mode)
+    frozen = copy.deepcopy(model).eval()
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(frozen(xg), y), xg)
+    x_adv = (x + 0.1 * grad.sign()).clamp(0, 1)
+    reference(x_adv)  # the only forward pass the statistics may see
+    loss, _ = fgsm_loss(alpha=0.0, epsilon=0.1)(model, x, y)
+    bn, ref_bn = model[1], reference[1]
+    assert bn.training and torch.is_grad_enabled() and all(p.requires_grad for p in model.parameters())
+    torch.testing.assert_close(bn.running_mean, ref_bn.running_mean)
+    torch.testing.assert_close(bn.running_var, ref_bn.running_var)
+    assert int(bn.num_batches_tracked) == int(ref_bn.num_batches_tracked) == 1
+    torch.testing.assert_close(loss, F.cross_entropy(copy.deepcopy(model).train()(x_adv), y), rtol=1e-5, atol=1e-6)
+
+
+def test_frozen_batchnorm_freezes_only_batchnorm_and_restores_modes():
+    model = torch.nn.Sequential(torch.nn.BatchNorm1d(3), torch.nn.Dropout(0.5), torch.nn.BatchNorm1d(3)).train()
+    model[2].eval()  # a caller's choice, kept
+    model[0].weight.requires_grad_(False)  # likewise
+    with frozen_batchnorm(model):
+        assert [m.training for m in model] == [False, True, False] and model.training
+        assert not any(p.requires_grad for p in model.parameters())
+    assert [m.training for m in model] == [True, True, False]
+    assert [p.requires_grad for p in model.parameters()] == [False, True, True, True]
 
 
 def _deepfool_l2(model, x, y):

@@ -72,6 +72,30 @@ def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
 
 
+def _check_summary_against_stored_results(repo: Path, summary: dict, *, attacks: list[str]) -> None:
+    """Table II recomputed from results.npz with the documented tolerance; no all-zero successes; intervals,
+    p-values and the paired count present."""
+    import numpy as np
+
+    from advaudio.evaluation.ball import within_bound
+
+    for mode, key in (("bounded", "bounded_fooling_rate"), ("clean_bounded", "bounded_fooling_rate_clean")):
+        with np.load(repo / "build" / "attacks" / mode / "results.npz") as z:
+            rates = [np.mean(z[f"{a}_success"] & within_bound(z[f"{a}_l2"], summary["bound_l2"])) for a in attacks]
+        assert float(np.mean(rates)) == pytest.approx(summary[key], abs=1e-12), (mode, rates)
+    for mode in ("clean", "clean_bounded", "bounded", "unbounded"):
+        with np.load(repo / "build" / "attacks" / mode / "results.npz") as z:
+            for a in attacks:
+                adv = z[f"{a}_adv"][z[f"{a}_success"]]
+                assert adv.reshape(len(adv), -1).any(axis=1).all(), f"{mode} {a}: an all-zero adversarial counted"
+    for key in ("accuracy", "bounded_fooling_rate", "bounded_fooling_rate_clean"):
+        assert summary[f"{key}_ci_low"] <= summary[key] <= summary[f"{key}_ci_high"], key
+    for key in ("accuracy_drop_p", "bounded_fooling_rate_p"):
+        assert 0.0 <= summary[key] <= 1.0, key
+    if "eps_ratio" in summary:
+        assert "eps_ratio_ci_low" in summary and "eps_ratio_p" in summary and summary["eps_ratio_n_pairs"] >= 1
+
+
 @pytest.mark.slow
 def test_tiny_pipeline_end_to_end(tmp_path):
     repo = tmp_path / "repo"
@@ -96,6 +120,7 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     for name in ("report.md", "figure1.png", "curves.png"):
         assert (repo / "reports" / name).stat().st_size > 0
 
+    _check_summary_against_stored_results(repo, summary, attacks=list(TINY["attack"]["ladders"]))
     for mode in ("clean", "clean_bounded", "bounded", "unbounded"):  # stored adversarials confirm the reported FRs
         recheck = _run([sys.executable, "-m", "advaudio.evaluation.recheck", "--mode", mode], repo)
         assert recheck.returncode == 0, recheck.stdout + recheck.stderr

@@ -57,7 +57,7 @@ def make_inputs() -> dict[str, dict]:
     for mode, attacks in (("clean", clean), ("clean_bounded", clean_bounded), ("bounded", bounded),
                           ("unbounded", unbounded)):
         files[f"attack_{mode}.json"] = {**attacks, "mean": {"fooling_rate": 0.5}, "sanity": dict(SANITY),
-                                        "n_victims": 20, "victims_misclassified": 0, "bound": 3.0}
+                                        "n_victims": N_VICTIMS, "victims_misclassified": 0, "bound": 3.0}
     return files
 
 
@@ -84,6 +84,37 @@ def write_tree(root: Path, files: dict[str, dict], *, rng: np.random.Generator) 
         arrays[f"{a}_l2"] = np.array([np.inf if a == "pia" else 0.5 + i, 0.7 + i])
     (root / "build" / "attacks" / "clean").mkdir(parents=True, exist_ok=True)
     np.savez(root / "build" / "attacks" / "clean" / "examples.npz", **arrays)
+    write_results(root, files)
+
+
+N_VICTIMS, N_TEST = 20, 80
+
+
+def write_results(root: Path, files: dict[str, dict]) -> None:
+    """Per-victim results.npz of each attack stage, consistent with the metrics files: every successful victim
+    of an attack has the attack's mean_l2 (so paired and unpaired eps agree), the first round(FR * n) victims
+    are the successful ones, and the test predictions give the accuracies of train.json/fgsm_retrain.json."""
+    labels = np.arange(N_TEST) % 10
+    for mode, acc_file in (("clean", "train.json"), ("clean_bounded", "train.json"),
+                           ("bounded", "fgsm_retrain.json"), ("unbounded", "fgsm_retrain.json")):
+        metrics = files[f"attack_{mode}.json"]
+        n_right = int(round(files[acc_file]["test_accuracy"] * N_TEST))
+        predictions = np.where(np.arange(N_TEST) < n_right, labels, (labels + 1) % 10)
+        arrays = {"model_correct": np.ones(N_VICTIMS, dtype=bool), "test_predictions": predictions,
+                  "test_labels": labels}
+        for a in [a for a in ATTACKS if a in metrics]:
+            entry = metrics[a]
+            if mode in ("clean_bounded", "bounded"):
+                success = np.arange(N_VICTIMS) < int(round(entry["fr_at_bound"] * N_VICTIMS))
+                size = 0.5 * metrics["bound"]
+            else:  # no mean_l2: the attack fooled nobody
+                n_fooled = int(round(entry["fooling_rate"] * N_VICTIMS)) if "mean_l2" in entry else 0
+                success, size = np.arange(N_VICTIMS) < n_fooled, entry.get("mean_l2", 1.0)
+            arrays[f"{a}_success"] = success
+            arrays[f"{a}_l2"] = np.where(success, size, np.inf)
+        out = root / "build" / "attacks" / mode
+        out.mkdir(parents=True, exist_ok=True)
+        np.savez(out / "results.npz", **arrays)
 
 
 def params(**attack):
@@ -110,7 +141,22 @@ def test_summary_known_answers(tmp_path, rng):
     assert m["eps_ratio"] == pytest.approx(1.75)  # mean of ratios, not 16.5 / 10.75
     assert m["eps_ratio_jsma"] == pytest.approx(1.0)
     assert m["eps_ratio_strict"] == 1.0 and m["eps_ratio_n_attacks"] == 6
+    assert m["eps_ratio_n_pairs"] == 6 * 19  # victims fooled on both models (the retrained search: 19 of 20)
+    assert m["eps_ratio_unpaired"] == pytest.approx(1.75)
+    for key in ("accuracy", "accuracy_retrained", "accuracy_control", "bounded_fooling_rate",
+                "bounded_fooling_rate_clean", "eps_ratio", "bounded_fooling_rate_bim_a"):
+        assert m[f"{key}_ci_low"] <= m[key] <= m[f"{key}_ci_high"], key
+    assert 0 <= m["accuracy_drop_p"] <= 1 and m["bounded_fooling_rate_p"] < 0.05 and m["eps_ratio_p"] < 0.05
     assert all(isinstance(v, float) for v in m.values())
+
+
+def test_bounded_rate_disagreeing_with_the_stored_results_is_refused(tmp_path, rng):
+    files = make_inputs()
+    write_tree(tmp_path, files, rng=rng)
+    files["attack_bounded.json"]["cw"]["fr_at_bound"] = 0.25  # results.npz still says 0.20
+    (tmp_path / "metrics" / "attack_bounded.json").write_text(json.dumps(files["attack_bounded.json"]))
+    with pytest.raises(DataError, match="attack_bounded.json: cw fr_at_bound 0.25"):
+        run_build(tmp_path)
 
 
 def test_attack_short_of_target_is_left_out_of_eps_ratio(tmp_path, rng):

@@ -222,7 +222,7 @@ class AttackConfig:
     bound_scaling: str = "study_rms"
     batch_size: int = 32
     curve_points: int = 50
-    curve_max: float = 0.0
+    curve_max: float = 150.0
     n_examples: int = 4
     ladders: dict = field(default_factory=dict)
 
@@ -235,7 +235,7 @@ class AttackConfig:
         _check_choice("attack.bound_scaling", self.bound_scaling, ["none", "study_rms"])
         _check_range("attack.batch_size", self.batch_size, 1, 65536)
         _check_range("attack.curve_points", self.curve_points, 2, 10000)
-        _check_range("attack.curve_max", self.curve_max, 0.0, 1e9)
+        _check_range("attack.curve_max", self.curve_max, 1e-9, 1e9)
         _check_range("attack.n_examples", self.n_examples, 0, 1000)
         for name, ladder in self.ladders.items():
             if not isinstance(ladder, list) or not ladder or not all(isinstance(r, dict) for r in ladder):

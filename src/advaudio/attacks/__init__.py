@@ -7,9 +7,14 @@ All attacks are called the same way (foolbox's convention)::
 
 ``fmodel`` is a ``foolbox.PyTorchModel`` with bounds (0, 1); ``criterion`` is
 ``foolbox.criteria.Misclassification`` (untargeted) or ``TargetedMisclassification``. Each registered
-class carries ``targeted`` (which criterion it is built for) and ``black_box`` (sees only a query oracle).
+class declares how to call it (:class:`advaudio.attacks.common.AttackInterface`): ``targeted`` (which
+criterion it is built for), ``black_box`` (sees only a query oracle), ``call_kwargs`` (the extra keyword
+arguments its ``run`` takes from a caller, e.g. ``pia``'s ``starting_pool`` and ``stats``) and
+``bounded(rung, bound=, n_features=)`` (the rung to run when every adversarial must lie in an L2 ball).
 Fixed-epsilon attacks (``bim_a``, ``bim_b``, ``pia``, ``fgsm``) take the rung's ``epsilon`` as the call's
 ``epsilons``; minimisation attacks (``jsma``, ``deepfool``, ``cw``) are called with ``epsilons=None``.
+Attacks keep no per-call state; ``bim_a`` and ``jsma`` have functional cores
+(:func:`advaudio.attacks.bim.bim_a`, :func:`advaudio.attacks.jsma.jsma`) that also return step counts.
 """
 
 from __future__ import annotations

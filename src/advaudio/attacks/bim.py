@@ -2,42 +2,128 @@
 
 ``bim_b`` runs a fixed number of iterations (foolbox's ``L2BasicIterativeAttack``). ``bim_a`` follows the
 same trajectory but stops each sample at its first adversarial iterate; foolbox 3 lacks it, so it is written
-here against foolbox's ``FixedEpsilonAttack`` interface and drops finished samples from the batch.
+here: the functional core :func:`bim_a` (which also returns each sample's step count) behind foolbox's
+``FixedEpsilonAttack`` interface (:class:`BIMA`), dropping finished samples from the batch.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import eagerpy as ep
 import foolbox as fb
-import numpy as np
 import torch
 import torch.nn.functional as F
 from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import criterion_classes, is_adversarial, raw_model
+from advaudio.attacks.common import AttackInterface, check_bound, criterion_classes, is_adversarial, raw_model
 
 
-@ATTACKS.register("bim_b")
-class BIMB(fb.attacks.L2BasicIterativeAttack):
-    """BIM-b: L2 BIM with a fixed number of ``steps`` of size ``rel_stepsize * epsilon`` (foolbox)."""
+class _L2Bounded(AttackInterface):
+    """Targeted white-box L2 fixed-epsilon attack: within a bound, the epsilon is capped at it."""
 
     targeted = True
     black_box = False
+
+    @classmethod
+    def bounded(cls, rung: dict[str, Any], *, bound: float, n_features: int) -> dict[str, Any]:
+        """``rung`` with ``epsilon = min(epsilon, bound)``: the output is then inside the ball by construction.
+
+        A rung without ``epsilon`` is returned unchanged, for the caller to reject.
+        """
+        check_bound(bound, n_features)
+        if "epsilon" not in rung:
+            return dict(rung)
+        return {**rung, "epsilon": min(float(rung["epsilon"]), float(bound))}
+
+
+@ATTACKS.register("bim_b")
+class BIMB(_L2Bounded, fb.attacks.L2BasicIterativeAttack):
+    """BIM-b: L2 BIM with a fixed number of ``steps`` of size ``rel_stepsize * epsilon`` (foolbox)."""
 
     def __init__(self, *, steps: int = 10, rel_stepsize: float = 0.2, abs_stepsize: float | None = None) -> None:
         super().__init__(rel_stepsize=rel_stepsize, abs_stepsize=abs_stepsize, steps=steps, random_start=False)
 
 
-@ATTACKS.register("bim_a")
-class BIMA(fb.attacks.base.FixedEpsilonAttack):
-    """BIM-a: the BIM-b update, stopping each sample at its first adversarial iterate.
+def bim_a(
+    call: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    classes: torch.Tensor,
+    *,
+    targeted: bool,
+    epsilon: float,
+    steps: int = 10,
+    rel_stepsize: float = 0.2,
+    abs_stepsize: float | None = None,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BIM-a: the L2 BIM-b update, stopping each sample at its first adversarial iterate.
 
     The update equals foolbox's L2 BIM (normalised gradient of the cross-entropy, projection onto the
-    epsilon ball, clipping to the bounds), so BIM-a's result for a sample that stopped after ``k`` steps is
-    BIM-b's result with ``steps=k``. ``last_iterations`` holds the per-sample step counts of the last call.
+    epsilon ball, clipping to the bounds), so the result for a sample that stopped after ``k`` steps is
+    BIM-b's result with ``steps=k``.
+
+    Parameters
+    ----------
+    call : callable
+        Maps a batch of inputs to logits, differentiably (a torch module or :func:`raw_model`).
+    x0 : torch.Tensor
+        Inputs, ``(n, ...)``, inside ``bounds``.
+    classes : torch.Tensor
+        Target classes (``targeted``) or true labels, ``(n,)``.
+    targeted : bool
+        Descend the target's cross-entropy (True) or ascend the label's.
+    epsilon : float
+        L2 radius around each input.
+    steps : int
+        Maximum number of iterations.
+    rel_stepsize : float
+        Step size relative to ``epsilon``.
+    abs_stepsize : float, optional
+        Absolute step size; takes precedence.
+    bounds : tuple of float
+        Valid input range; every iterate is clipped to it.
+
+    Returns
+    -------
+    x : torch.Tensor
+        The last iterate of each sample, detached, shaped like ``x0``.
+    iterations : torch.Tensor
+        Steps each sample took, ``(n,)`` int64 (0 for samples already adversarial).
+    """
+    lo, hi = bounds
+    step = abs_stepsize if abs_stepsize is not None else rel_stepsize * epsilon
+    sign = -1.0 if targeted else 1.0  # descend the target's loss, ascend the label's
+    x = x0.detach().clone()
+    iterations = torch.zeros(len(x0), dtype=torch.long, device=x0.device)
+    active = torch.arange(len(x0), device=x0.device)
+    for it in range(steps + 1):
+        if active.numel() == 0:
+            break
+        xa = x[active].detach().requires_grad_(it < steps)
+        logits = call(xa)
+        adv = is_adversarial(logits.detach(), classes[active], targeted=targeted)
+        if it == steps or bool(adv.all()):
+            break
+        # the loss of finished rows is masked out, so their gradient is zero and they do not move
+        loss = (F.cross_entropy(logits, classes[active], reduction="none") * (~adv)).sum()
+        (grad,) = torch.autograd.grad(loss, xa)
+        keep = ~adv
+        idx, g, xk = active[keep], grad[keep], xa.detach()[keep]
+        view = (-1, *[1] * (g.dim() - 1))
+        xk = xk + sign * step * g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(view)
+        delta = xk - x0[idx]
+        factor = torch.clamp(epsilon / delta.flatten(1).norm(dim=1).clamp_min(1e-12), max=1.0).view(view)
+        x[idx] = (x0[idx] + delta * factor).clamp(lo, hi)
+        iterations[idx] += 1
+        active = idx
+    return x.detach(), iterations
+
+
+@ATTACKS.register("bim_a")
+class BIMA(_L2Bounded, fb.attacks.base.FixedEpsilonAttack):
+    """BIM-a (:func:`bim_a`) behind foolbox's ``FixedEpsilonAttack`` interface; ``run`` returns the adversarials.
 
     Parameters
     ----------
@@ -50,49 +136,17 @@ class BIMA(fb.attacks.base.FixedEpsilonAttack):
     """
 
     distance = fb.distances.l2
-    targeted = True
-    black_box = False
 
     def __init__(self, *, steps: int = 10, rel_stepsize: float = 0.2, abs_stepsize: float | None = None) -> None:
         self.steps = steps
         self.rel_stepsize = rel_stepsize
         self.abs_stepsize = abs_stepsize
-        self.last_iterations = np.zeros(0, dtype=np.int64)
 
     def run(self, model: fb.Model, inputs: Any, criterion: Any, *, epsilon: float, **kwargs: Any) -> Any:
         raise_if_kwargs(kwargs)
         x0_ep, restore_type = ep.astensor_(inputs)
         verify_input_bounds(x0_ep, model)
         classes, targeted = criterion_classes(criterion)
-        call = raw_model(model)
-        lo, hi = model.bounds
-        step = self.abs_stepsize if self.abs_stepsize is not None else self.rel_stepsize * epsilon
-        sign = -1.0 if targeted else 1.0  # descend the target's loss, ascend the label's
-
-        x0 = x0_ep.raw
-        x = x0.clone()
-        iterations = torch.zeros(len(x0), dtype=torch.long, device=x0.device)
-        active = torch.arange(len(x0), device=x0.device)
-        for it in range(self.steps + 1):
-            if active.numel() == 0:
-                break
-            xa = x[active].detach().requires_grad_(it < self.steps)
-            logits = call(xa)
-            adv = is_adversarial(logits.detach(), classes[active], targeted=targeted)
-            if it == self.steps or bool(adv.all()):
-                break
-            # the loss of finished rows is masked out, so their gradient is zero and they do not move
-            loss = (F.cross_entropy(logits, classes[active], reduction="none") * (~adv)).sum()
-            (grad,) = torch.autograd.grad(loss, xa)
-            keep = ~adv
-            idx, g, xk = active[keep], grad[keep], xa.detach()[keep]
-            norms = g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (g.dim() - 1))
-            xk = xk + sign * step * g / norms
-            delta = xk - x0[idx]
-            dn = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-            factor = torch.clamp(epsilon / dn, max=1.0).view(-1, *[1] * (g.dim() - 1))
-            x[idx] = (x0[idx] + delta * factor).clamp(lo, hi)
-            iterations[idx] += 1
-            active = idx
-        self.last_iterations = iterations.cpu().numpy()
+        x, _ = bim_a(raw_model(model), x0_ep.raw, classes, targeted=targeted, epsilon=epsilon, steps=self.steps,
+                     rel_stepsize=self.rel_stepsize, abs_stepsize=self.abs_stepsize, bounds=tuple(model.bounds))
         return restore_type(ep.astensor(x))

@@ -1,13 +1,86 @@
-"""Small helpers shared by the attacks written here against foolbox 3's interfaces."""
+"""Small helpers shared by the attacks written here against foolbox 3's interfaces, and
+:class:`AttackInterface`, the declarative call interface every registered attack carries."""
 
 from __future__ import annotations
 
+import inspect
+import math
 from typing import Any, Callable
 
 import eagerpy as ep
 import foolbox as fb
 import torch
 from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
+
+
+class AttackInterface:
+    """How a caller drives a registered attack, declared on the class (a mixin listed before the foolbox base).
+
+    Attributes
+    ----------
+    targeted : bool
+        Built for ``TargetedMisclassification`` (True) or ``Misclassification`` (False).
+    black_box : bool
+        Sees the model only through a query oracle; its cost is counted in queries, not gradients.
+    call_kwargs : tuple of str
+        The extra keyword arguments its ``run`` accepts from a caller (beyond ``epsilon`` and foolbox's
+        ``early_stop``); a caller passes exactly these.
+    """
+
+    targeted: bool
+    black_box: bool = False
+    call_kwargs: tuple[str, ...] = ()
+
+    @classmethod
+    def bounded(cls, rung: dict[str, Any], *, bound: float, n_features: int) -> dict[str, Any]:
+        """The rung to run when every adversarial must satisfy ``||x_adv - x||_2 <= bound``.
+
+        This default returns ``rung`` unchanged: it suits the minimisation attacks, whose output the caller
+        projects onto the ball afterwards. Attacks that can honour the bound themselves override it.
+
+        Parameters
+        ----------
+        rung : dict
+            Constructor kwargs, plus ``epsilon`` for fixed-epsilon attacks (a rung of
+            ``attack.ladders`` in params.yaml).
+        bound : float
+            Radius of the L2 ball around each input, in input units.
+        n_features : int
+            Number of input features d (elements of one sample).
+
+        Returns
+        -------
+        dict
+            A new rung in the same format.
+
+        Raises
+        ------
+        ValueError
+            On a non-positive or non-finite ``bound`` or ``n_features`` < 1.
+        """
+        check_bound(bound, n_features)
+        return dict(rung)
+
+
+def check_bound(bound: float, n_features: int) -> None:
+    """Validate the arguments of :meth:`AttackInterface.bounded`.
+
+    Raises
+    ------
+    ValueError
+        On a non-positive or non-finite ``bound`` or ``n_features`` < 1.
+    """
+    if not (math.isfinite(bound) and bound > 0):
+        raise ValueError(f"bound = {bound!r}; expected a positive, finite L2 radius")
+    if int(n_features) != n_features or n_features < 1:
+        raise ValueError(f"n_features = {n_features!r}; expected a positive integer")
+
+
+def rung_setting(cls: type, rung: dict[str, Any], name: str) -> Any:
+    """``rung[name]``, or the default of the constructor parameter ``name`` of ``cls`` when absent."""
+    if name in rung:
+        return rung[name]
+    return inspect.signature(cls).parameters[name].default
 
 
 def criterion_classes(criterion: object) -> tuple[torch.Tensor, bool]:

@@ -2,17 +2,26 @@
 
 foolbox's ``L2CarliniWagnerAttack``. The study's budget ladder pairs the constant c in {1, 3, 5, 7} with
 {25, 100, 1000, 1500} Adam steps; c is foolbox's ``initial_const``, refined by ``binary_search_steps``.
+
+foolbox returns the all-zero image for a sample it never found an adversarial for; this subclass returns
+the input instead (see :meth:`CarliniWagner.run`), so a failed row can never pass as a success on a model
+that happens to put the zero image in the target class.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import eagerpy as ep
 import foolbox as fb
+import torch
 
 from advaudio.attacks import ATTACKS
+from advaudio.attacks.common import AttackInterface
 
 
 @ATTACKS.register("cw")
-class CarliniWagner(fb.attacks.L2CarliniWagnerAttack):
+class CarliniWagner(AttackInterface, fb.attacks.L2CarliniWagnerAttack):
     """Targeted CW-L2 (foolbox) with ``c`` as the initial constant of the binary search."""
 
     targeted = True
@@ -35,3 +44,18 @@ class CarliniWagner(fb.attacks.L2CarliniWagnerAttack):
             initial_const=c,
             abort_early=True,
         )
+
+    def run(self, model: fb.Model, inputs: Any, criterion: Any, *, early_stop: float | None = None,
+            **kwargs: Any) -> Any:
+        """foolbox's CW, with each failed row (no adversarial found) returned as its input.
+
+        foolbox marks a failed row by returning all zeros, so a row that is exactly all zeros while its
+        input is not is taken as failed. (A genuine adversarial that is exactly the zero image would be taken
+        as failed too; CW searches in tanh space, where exact zeros need full saturation, and such a result
+        would be the largest perturbation possible anyway.)
+        """
+        x, restore_type = ep.astensor_(inputs)
+        adv = ep.astensor(super().run(model, x, criterion, early_stop=early_stop, **kwargs)).raw
+        x = x.raw
+        failed = ~adv.flatten(1).any(dim=1) & x.flatten(1).any(dim=1)
+        return restore_type(ep.astensor(torch.where(failed.view(-1, *[1] * (x.dim() - 1)), x, adv)))

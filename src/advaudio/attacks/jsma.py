@@ -1,7 +1,8 @@
 """Jacobian-based saliency map attack, targeted, L0 (Papernot et al. 2016, https://arxiv.org/abs/1511.07528).
 
-foolbox 3 lacks it; written here against foolbox's ``MinimizationAttack`` interface, batched in torch on the
-model's device.
+foolbox 3 lacks it; written here as the functional core :func:`jsma` (which also returns each sample's
+iteration and feature counts) behind foolbox's ``MinimizationAttack`` interface (:class:`JSMA`), batched in
+torch on the model's device.
 
 Variant: **pairs among the top-k candidates**, saliency map on the **softmax output (JSMA-F)** by default.
 
@@ -38,22 +39,139 @@ and samples leave the batch at their first adversarial iterate or when their fea
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from typing import Any, Callable
 
 import eagerpy as ep
 import foolbox as fb
-import numpy as np
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import is_adversarial, raw_model, targeted_run_inputs
+from advaudio.attacks.common import (AttackInterface, check_bound, is_adversarial, raw_model, rung_setting,
+                                     targeted_run_inputs)
 
 OUTPUTS = ("softmax", "logits")
 
 
+def feature_cap(*, max_iterations: int, gamma: float, pairs: bool, n_features: int) -> int:
+    """Most features JSMA may change per sample: ``min(2 * max_iterations, gamma * d)`` for pairs,
+    ``min(max_iterations, gamma * d)`` single (``gamma * d`` rounded down)."""
+    per_iter = 2 if pairs else 1
+    return min(per_iter * int(max_iterations), int(gamma * n_features))
+
+
+def check_jsma_settings(*, max_iterations: int, theta: float, gamma: float, candidates: int, output: str) -> None:
+    """Validate JSMA's settings.
+
+    Raises
+    ------
+    ValueError
+        On ``gamma`` outside (0, 1], a non-positive ``theta``, ``max_iterations`` < 0, ``candidates`` < 2 or
+        an unknown ``output``.
+    """
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"jsma gamma = {gamma!r}; expected a fraction in (0, 1]")
+    if theta <= 0.0:
+        raise ValueError(f"jsma theta = {theta!r}; expected a positive step")
+    if max_iterations < 0:
+        raise ValueError(f"jsma max_iterations = {max_iterations!r}; expected >= 0")
+    if output not in OUTPUTS:
+        raise ValueError(f"jsma output = {output!r}; choose from {list(OUTPUTS)}")
+    if candidates < 2:
+        raise ValueError(f"jsma candidates = {candidates!r}; expected >= 2")
+
+
+def jsma(
+    call: Callable[[torch.Tensor], torch.Tensor],
+    x0: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    max_iterations: int = 100,
+    theta: float = 1.0,
+    gamma: float = 1.0,
+    pairs: bool = True,
+    candidates: int = 32,
+    output: str = "softmax",
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Targeted L0 JSMA (the module docstring describes the variant).
+
+    Parameters
+    ----------
+    call : callable
+        Maps a batch of inputs to logits, differentiably (a torch module or :func:`raw_model`).
+    x0 : torch.Tensor
+        Inputs, ``(n, ...)``, inside ``bounds``.
+    targets : torch.Tensor
+        Target classes, ``(n,)``.
+    max_iterations, theta, gamma, pairs, candidates, output
+        As for :class:`JSMA`.
+    bounds : tuple of float
+        Valid input range; changed features are clipped to it.
+
+    Returns
+    -------
+    x : torch.Tensor
+        The last iterate of each sample, detached, shaped like ``x0``. Each feature is changed at most once
+        and by at most ``theta``, so ``||x - x0||_2 <= sqrt(features_changed) * theta``.
+    iterations : torch.Tensor
+        Iterations each sample ran, ``(n,)`` int64.
+    features_changed : torch.Tensor
+        Features each sample changed, ``(n,)`` int64, at most :func:`feature_cap`.
+
+    Raises
+    ------
+    ValueError
+        On invalid settings (:func:`check_jsma_settings`).
+    """
+    check_jsma_settings(max_iterations=max_iterations, theta=theta, gamma=gamma, candidates=candidates,
+                        output=output)
+    lo, hi = bounds
+    x = x0.detach().clone()
+    n, d = len(x), x[0].numel()
+    cap = feature_cap(max_iterations=max_iterations, gamma=gamma, pairs=pairs, n_features=d)
+    domain = torch.ones(n, d, dtype=torch.bool, device=x.device)  # features not yet changed
+    iterations = torch.zeros(n, dtype=torch.long, device=x.device)
+    used = torch.zeros(n, dtype=torch.long, device=x.device)
+    active = torch.arange(n, device=x.device)
+    if cap == 0:
+        active = active[:0]
+    while active.numel() > 0:
+        xa = x[active].detach().requires_grad_(True)
+        logits = call(xa)  # (b, K)
+        t = targets[active]
+        keep = ~is_adversarial(logits.detach(), t, targeted=True)
+        if not bool(keep.any()):
+            break
+        alpha, beta = _alpha_beta(logits, xa, t, keep, output)  # (b, d) each, zero on finished rows
+        with torch.no_grad():
+            idx = active[keep]
+            xf = xa.detach()[keep].flatten(1)
+            alpha, beta = alpha[keep], beta[keep]
+            allow_pair = (used[idx] + 2 <= cap) if pairs else torch.zeros_like(idx, dtype=torch.bool)
+            feats, deltas, moved = _select(alpha, beta, xf, domain[idx], lo=lo, hi=hi, theta=theta,
+                                           allow_pair=allow_pair, candidates=candidates)
+            # feats, deltas: (b, 2); the second column is -1 / 0 where only one feature moves
+            rows = torch.arange(len(idx), device=x.device)
+            for c in range(2):
+                f = feats[:, c]
+                ok = moved & (f >= 0)
+                r, fc = rows[ok], f[ok]
+                xf[r, fc] = (xf[r, fc] + deltas[ok, c]).clamp(lo, hi)
+                domain[idx[ok], fc] = False
+                used[idx[ok]] += 1
+            x[idx] = xf.view(-1, *x.shape[1:])
+            iterations[idx[moved]] += 1
+            active = idx[moved & (used[idx] < cap)]  # success of the others is verified by the caller
+    return x, iterations, used
+
+
 @ATTACKS.register("jsma")
-class JSMA(fb.attacks.base.MinimizationAttack):
-    """Targeted L0 JSMA, two features per iteration (pairs among the top-k candidates) by default.
+class JSMA(AttackInterface, fb.attacks.base.MinimizationAttack):
+    """Targeted L0 JSMA (:func:`jsma`) behind foolbox's ``MinimizationAttack`` interface.
+
+    Two features per iteration (pairs among the top-k candidates) by default; ``run`` returns the
+    adversarials only (:func:`jsma` also returns the iteration and feature counts).
 
     Parameters
     ----------
@@ -74,8 +192,7 @@ class JSMA(fb.attacks.base.MinimizationAttack):
     Raises
     ------
     ValueError
-        On ``gamma`` outside (0, 1], a non-positive ``theta``, ``max_iterations`` < 0, ``candidates`` < 2 or
-        an unknown ``output``.
+        On invalid settings (:func:`check_jsma_settings`).
     """
 
     distance = fb.distances.l0
@@ -84,69 +201,38 @@ class JSMA(fb.attacks.base.MinimizationAttack):
 
     def __init__(self, *, max_iterations: int = 100, theta: float = 1.0, gamma: float = 1.0, pairs: bool = True,
                  candidates: int = 32, output: str = "softmax") -> None:
-        if not 0.0 < gamma <= 1.0:
-            raise ValueError(f"jsma gamma = {gamma!r}; expected a fraction in (0, 1]")
-        if theta <= 0.0:
-            raise ValueError(f"jsma theta = {theta!r}; expected a positive step")
-        if max_iterations < 0:
-            raise ValueError(f"jsma max_iterations = {max_iterations!r}; expected >= 0")
-        if output not in OUTPUTS:
-            raise ValueError(f"jsma output = {output!r}; choose from {list(OUTPUTS)}")
-        if candidates < 2:
-            raise ValueError(f"jsma candidates = {candidates!r}; expected >= 2")
+        check_jsma_settings(max_iterations=max_iterations, theta=theta, gamma=gamma, candidates=candidates,
+                            output=output)
         self.max_iterations = int(max_iterations)
         self.theta = float(theta)
         self.gamma = float(gamma)
         self.pairs = bool(pairs)
         self.candidates = int(candidates)
         self.output = output
-        self.last_iterations = np.zeros(0, dtype=np.int64)
-        self.last_features = np.zeros(0, dtype=np.int64)
+
+    @classmethod
+    def bounded(cls, rung: dict[str, Any], *, bound: float, n_features: int) -> dict[str, Any]:
+        """``rung`` with ``theta = min(theta, bound / sqrt(cap))``, ``cap`` = :func:`feature_cap`.
+
+        At most ``cap`` features change, each by at most ``theta``, so ``cap * theta^2 <= bound^2`` puts every
+        output inside the L2 ball by construction. Settings missing from ``rung`` take the constructor's
+        defaults; a zero ``cap`` (nothing may change) leaves ``theta`` as it is.
+        """
+        check_bound(bound, n_features)
+        settings = {k: rung_setting(cls, rung, k) for k in ("max_iterations", "theta", "gamma", "pairs")}
+        cap = feature_cap(max_iterations=settings["max_iterations"], gamma=settings["gamma"],
+                          pairs=bool(settings["pairs"]), n_features=n_features)
+        theta = float(settings["theta"])
+        if cap > 0:
+            theta = min(theta, float(bound) / math.sqrt(cap))
+        return {**rung, "theta": theta}
 
     def run(self, model: fb.Model, inputs: Any, criterion: Any, *, early_stop: float | None = None,
             **kwargs: Any) -> Any:
         x0_ep, restore_type, targets = targeted_run_inputs("jsma", model, inputs, criterion, kwargs)
-        call = raw_model(model)
-        lo, hi = model.bounds
-        x = x0_ep.raw.clone()
-        n, d = len(x), x[0].numel()
-        per_iter = 2 if self.pairs else 1
-        cap = min(per_iter * self.max_iterations, int(self.gamma * d))  # most features changed per sample
-        domain = torch.ones(n, d, dtype=torch.bool, device=x.device)  # features not yet changed
-        iterations = torch.zeros(n, dtype=torch.long, device=x.device)
-        used = torch.zeros(n, dtype=torch.long, device=x.device)
-        active = torch.arange(n, device=x.device)
-        if cap == 0:
-            active = active[:0]
-        while active.numel() > 0:
-            xa = x[active].detach().requires_grad_(True)
-            logits = call(xa)  # (b, K)
-            t = targets[active]
-            keep = ~is_adversarial(logits.detach(), t, targeted=True)
-            if not bool(keep.any()):
-                break
-            alpha, beta = _alpha_beta(logits, xa, t, keep, self.output)  # (b, d) each, zero on finished rows
-            with torch.no_grad():
-                idx = active[keep]
-                xf = xa.detach()[keep].flatten(1)
-                alpha, beta = alpha[keep], beta[keep]
-                allow_pair = (used[idx] + 2 <= cap) if self.pairs else torch.zeros_like(idx, dtype=torch.bool)
-                feats, deltas, moved = _select(alpha, beta, xf, domain[idx], lo=lo, hi=hi, theta=self.theta,
-                                               allow_pair=allow_pair, candidates=self.candidates)
-                # feats, deltas: (b, 2); the second column is -1 / 0 where only one feature moves
-                rows = torch.arange(len(idx), device=x.device)
-                for c in range(2):
-                    f = feats[:, c]
-                    ok = moved & (f >= 0)
-                    r, fc = rows[ok], f[ok]
-                    xf[r, fc] = (xf[r, fc] + deltas[ok, c]).clamp(lo, hi)
-                    domain[idx[ok], fc] = False
-                    used[idx[ok]] += 1
-                x[idx] = xf.view(-1, *x.shape[1:])
-                iterations[idx[moved]] += 1
-                active = idx[moved & (used[idx] < cap)]  # success of the others is verified by the caller
-        self.last_iterations = iterations.cpu().numpy()
-        self.last_features = used.cpu().numpy()
+        x, _, _ = jsma(raw_model(model), x0_ep.raw, targets, max_iterations=self.max_iterations, theta=self.theta,
+                       gamma=self.gamma, pairs=self.pairs, candidates=self.candidates, output=self.output,
+                       bounds=tuple(model.bounds))
         return restore_type(ep.astensor(x))
 
 

@@ -5,10 +5,12 @@ and their probabilities, forward-only, in chunks, counting every queried sample.
 with NES (Wierstra et al. 2014) using antithetic Gaussian samples. Targeted: it starts from an image the
 oracle puts in the target class and alternates NES steps with shrinking the L-infinity radius around the
 victim while the target stays in the top-k, until the radius reaches ``epsilon`` and the target is top-1.
+``norm="l2"`` runs the same algorithm with an L2 radius (the bounded attacks, whose bound is in L2).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import eagerpy as ep
@@ -16,7 +18,9 @@ import foolbox as fb
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import targeted_run_inputs
+from advaudio.attacks.common import AttackInterface, check_bound, targeted_run_inputs
+
+NORMS = ("linf", "l2")
 
 
 class TopKOracle:
@@ -116,13 +120,61 @@ def pick_starting_points(
     return starts, found
 
 
+def ball_sizes(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Per-row size of ``delta`` ``(b, ...)`` in ``norm`` ("linf" or "l2"), ``(b,)``."""
+    flat = delta.flatten(1)
+    return flat.abs().amax(dim=1) if norm == "linf" else flat.norm(dim=1)
+
+
+def project_to_ball(x0: torch.Tensor, z: torch.Tensor, radius: torch.Tensor, *, norm: str,
+                    bounds: tuple[float, float]) -> torch.Tensor:
+    """Project ``z`` ``(b, m, ...)`` onto the ``norm`` ball of radius ``radius[i]`` around ``x0[i]``, then clip.
+
+    ``x0`` is ``(b, ...)`` and inside ``bounds``. Clipping to the box afterwards never leaves the ball: each
+    coordinate only moves towards ``x0``'s, which is inside the box. L2 rows already inside the ball are
+    returned unscaled.
+    """
+    lo, hi = bounds
+    row = (-1, *[1] * (x0.dim() - 1))
+    if norm == "linf":
+        lo_b = (x0 - radius.view(row))[:, None]
+        hi_b = (x0 + radius.view(row))[:, None]
+        return torch.minimum(torch.maximum(z, lo_b), hi_b).clamp(lo, hi)
+    delta = z - x0[:, None]
+    size = delta.flatten(2).norm(dim=2)  # (b, m)
+    outside = (size > radius[:, None]).view(*size.shape, *row[1:])
+    factor = (radius[:, None] / size.clamp_min(1e-30)).view(*size.shape, *row[1:])
+    return torch.where(outside, x0[:, None] + delta * factor, z).clamp(lo, hi)
+
+
+def nes_steps(x: torch.Tensor, g: torch.Tensor, lrs: torch.Tensor, *, norm: str) -> torch.Tensor:
+    """Candidate points ``(b, tries, ...)``: ``x`` moved along the estimate ``g`` by each step size in ``lrs``.
+
+    "linf": ``x + lr * sign(g)`` (Ilyas et al.); "l2": ``x + lr * g / ||g||_2`` (``lrs`` already in L2 units).
+    """
+    shape = (1, -1, *[1] * (x.dim() - 1))
+    if norm == "linf":
+        direction = g.sign()
+    else:
+        direction = g / g.flatten(1).norm(dim=1).clamp_min(1e-30).view(-1, *[1] * (x.dim() - 1))
+    return x[:, None] + lrs.view(shape) * direction[:, None]
+
+
 @ATTACKS.register("pia")
-class PartialInfoAttack(fb.attacks.base.FixedEpsilonAttack):
-    """Ilyas et al.'s partial-information attack; the call's ``epsilon`` is the goal L-infinity radius.
+class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
+    """Ilyas et al.'s partial-information attack; the call's ``epsilon`` is the goal radius in ``norm``.
 
     Call with ``starting_pool=`` a batch of candidate start images (e.g. the test split); the attack picks,
     through the oracle, one the victim puts in each target class. The model is only ever queried through
-    :class:`TopKOracle` (forward-only); ``queries`` accumulates over calls.
+    :class:`TopKOracle` (forward-only). Pass ``stats=`` a dict to have the number of samples the oracle was
+    asked about added to ``stats["queries"]`` (the key is created if absent); the attack keeps no state.
+
+    ``norm="linf"`` is Ilyas et al.'s attack. ``norm="l2"`` runs the same algorithm in the L2 norm: the radius
+    around the victim shrinks in L2 to ``epsilon``; each NES step is ``g / ||g||_2`` times ``lr * sqrt(d)``
+    (the L2 size of an L-inf sign step of ``lr``), the radius decreases (``start_delta``, ``min_delta``)
+    are scaled by ``sqrt(d)`` likewise, and each candidate is projected onto the L2 ball of the current radius
+    and then clipped to the bounds. In both norms the output is within ``epsilon`` of the input in that norm:
+    samples that did not finish are projected onto the goal ball.
 
     Parameters
     ----------
@@ -134,25 +186,35 @@ class PartialInfoAttack(fb.attacks.base.FixedEpsilonAttack):
         NES search standard deviation.
     lr : float
         Largest L-infinity step (sign of the estimate); halved ``lr_tries - 1`` times per iteration,
-        all tries queried in one batch.
+        all tries queried in one batch. In L-infinity units for both norms (``norm="l2"`` scales by sqrt(d)).
     lr_tries : int
         Step sizes tried per iteration.
     start_delta : float
         First decrease of the radius per iteration; halved whenever no step keeps the target in the top-k.
+        In L-infinity units, like ``lr``.
     min_delta : float
-        Smallest radius decrease tried before shrinking stops.
+        Smallest radius decrease tried before shrinking stops. In L-infinity units, like ``lr``.
     k : int
         Classes revealed by the oracle.
     chunk : int
         Forward batch size of the oracle.
     seed : int
         Seed of the NES samples.
+    norm : {"linf", "l2"}
+        Norm of the radius, the goal ``epsilon`` and the steps. The instance's ``distance`` (foolbox's
+        clipping norm) follows it; the class attribute is the default's, L-infinity.
+
+    Raises
+    ------
+    ValueError
+        On an unknown ``norm``.
     """
 
     distance = fb.distances.linf
     targeted = True
     black_box = True
     seeded = True
+    call_kwargs = ("starting_pool", "stats")
 
     def __init__(
         self,
@@ -167,7 +229,10 @@ class PartialInfoAttack(fb.attacks.base.FixedEpsilonAttack):
         k: int = 5,
         chunk: int = 32,
         seed: int = 0,
+        norm: str = "linf",
     ) -> None:
+        if norm not in NORMS:
+            raise ValueError(f"pia norm = {norm!r}; choose from {list(NORMS)}")
         self.steps = steps
         self.samples = samples
         self.sigma = sigma
@@ -178,7 +243,18 @@ class PartialInfoAttack(fb.attacks.base.FixedEpsilonAttack):
         self.k = k
         self.chunk = chunk
         self.seed = seed
-        self.queries = 0
+        self.norm = norm
+        # foolbox's __call__ clips with self.distance, a class attribute there; this instance's norm shadows it
+        self.distance = fb.distances.l2 if norm == "l2" else fb.distances.linf
+
+    @classmethod
+    def bounded(cls, rung: dict[str, Any], *, bound: float, n_features: int) -> dict[str, Any]:
+        """``rung`` in the L2 norm with the bound as its goal: ``norm="l2"``, ``epsilon=bound``.
+
+        Every output is then inside the L2 ball by construction (see the class docstring).
+        """
+        check_bound(bound, n_features)
+        return {**rung, "norm": "l2", "epsilon": float(bound)}
 
     def run(
         self,
@@ -188,8 +264,32 @@ class PartialInfoAttack(fb.attacks.base.FixedEpsilonAttack):
         *,
         epsilon: float,
         starting_pool: Any = None,
+        stats: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
+        """Attack ``inputs`` towards the criterion's targets within ``epsilon`` (in ``norm``).
+
+        Parameters
+        ----------
+        model : foolbox.Model
+            The victim; only queried through a :class:`TopKOracle`.
+        inputs : tensor
+            Victims inside ``model.bounds``.
+        criterion : foolbox.criteria.TargetedMisclassification
+            The targets.
+        epsilon : float
+            Goal radius around each input, in ``norm``.
+        starting_pool : tensor
+            Candidate start images; required.
+        stats : dict, optional
+            Caller-owned; ``stats["queries"]`` is increased by the samples queried (also when the attack
+            raises).
+
+        Raises
+        ------
+        ValueError
+            Without ``starting_pool``, on unknown kwargs or a criterion that is not targeted.
+        """
         x0_ep, restore_type, targets = targeted_run_inputs("pia", model, inputs, criterion, kwargs)
         if starting_pool is None:
             raise ValueError("pia needs starting_pool=: candidate images to start from (e.g. the test split)")
@@ -197,21 +297,22 @@ class PartialInfoAttack(fb.attacks.base.FixedEpsilonAttack):
         pool = ep.astensor(starting_pool).raw.to(x0.device)
         oracle = TopKOracle(predict=lambda z: model(ep.astensor(z)).raw, k=self.k, chunk=self.chunk)
         try:
-            x = self._attack(oracle, x0, pool, targets, epsilon, model.bounds)
+            x = self._attack(oracle, x0, pool, targets, epsilon, tuple(model.bounds))
         finally:
-            self.queries += oracle.queries
+            if stats is not None:
+                stats["queries"] = stats.get("queries", 0) + oracle.queries
         return restore_type(ep.astensor(x))
 
     def _attack(self, oracle, x0, pool, targets, goal, bounds) -> torch.Tensor:
-        lo, hi = bounds
+        norm = self.norm
+        scale = math.sqrt(x0[0].numel()) if norm == "l2" else 1.0  # L-inf step sizes to the norm's units
         gen = torch.Generator(device=x0.device).manual_seed(self.seed)
         x, found = pick_starting_points(oracle=oracle, pool=pool, targets=targets, fallback=x0)
         n = len(x0)
-        view = (-1, *[1] * (x0.dim() - 1))
-        eps = (x - x0).flatten(1).abs().amax(dim=1).clamp_min(goal)
-        delta = torch.full((n,), self.start_delta, device=x0.device)
+        eps = ball_sizes(x - x0, norm).clamp_min(goal)
+        delta = torch.full((n,), self.start_delta * scale, device=x0.device)
         active = torch.nonzero(found & (eps > goal), as_tuple=True)[0]
-        lrs = torch.tensor([self.lr * 0.5**i for i in range(self.lr_tries)], device=x0.device)
+        lrs = torch.tensor([self.lr * scale * 0.5**i for i in range(self.lr_tries)], device=x0.device)
 
         for _ in range(self.steps):
             if active.numel() == 0:
@@ -226,10 +327,7 @@ class PartialInfoAttack(fb.attacks.base.FixedEpsilonAttack):
             g = nes_gradient(objective=objective, x=xa, sigma=self.sigma, n_samples=self.samples, generator=gen)
             new_eps = torch.maximum(eps[active] - delta[active], torch.full_like(eps[active], goal))
             # all step sizes at once: (b, tries, ...)
-            steps = xa[:, None] + lrs.view(1, -1, *[1] * (x0.dim() - 1)) * g.sign()[:, None]
-            lo_b = (x0a - new_eps.view(view))[:, None]
-            hi_b = (x0a + new_eps.view(view))[:, None]
-            cand = torch.minimum(torch.maximum(steps, lo_b), hi_b).clamp(lo, hi)
+            cand = project_to_ball(x0a, nes_steps(xa, g, lrs, norm=norm), new_eps, norm=norm, bounds=bounds)
             c, _ = oracle(cand.flatten(0, 1))
             c = c.view(b, self.lr_tries, -1)
             ok = (c == ta.view(-1, 1, 1)).any(dim=2)  # target still in the top-k
@@ -240,7 +338,8 @@ class PartialInfoAttack(fb.attacks.base.FixedEpsilonAttack):
             eps[active[any_ok]] = new_eps[any_ok]
             top1 = c[rows, choice, 0] == ta
             fail = active[~any_ok]
-            delta[fail] = torch.clamp(delta[fail] / 2, min=self.min_delta)
+            delta[fail] = torch.clamp(delta[fail] / 2, min=self.min_delta * scale)
             done = any_ok & (new_eps <= goal) & top1
             active = active[~done]
-        return x
+        goal_radius = torch.full((n,), float(goal), device=x0.device, dtype=x0.dtype)
+        return project_to_ball(x0, x[:, None], goal_radius, norm=norm, bounds=bounds)[:, 0]

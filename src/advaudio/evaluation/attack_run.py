@@ -5,7 +5,11 @@
 model (``build/model/retrained.pt``). All modes use the same victims and targets. Victims the retrained
 model already misclassifies stay in the denominator: the attacks run on them like on the others, so for
 DeepFool (untargeted) they count as fooled with ||delta||_2 = 0, and targeted attacks still have to reach
-the target. ``victims_misclassified`` in the metrics says how many there were.
+the target. ``victims_misclassified`` in the metrics says how many there were, and ``results.npz`` holds
+``model_correct`` per victim, so Table III can pair victims that both models classify correctly.
+
+The victim's weights are frozen (``requires_grad`` off): every attack step would otherwise also compute
+weight gradients nobody reads.
 """
 
 from __future__ import annotations
@@ -21,11 +25,11 @@ from advaudio.evaluation.victims import select_victims
 from advaudio.config import PROFILES_DIR, Params, resolve_device
 from advaudio.errors import ConfigError, DataError
 from advaudio.evaluation.bound import effective_bound
-from advaudio.evaluation.metrics import attack_summary, epsilon_grid, robustness_curve
+from advaudio.evaluation.metrics import attack_summary, curve_end, epsilon_grid, robustness_curve
 from advaudio.evaluation.modes import MODES
 from advaudio.evaluation.sanity import run_sanity_checks
-from advaudio.evaluation.verify import predict
 from advaudio.models.checkpoint import load_checkpoint
+from advaudio.models.predict import predict
 from advaudio.features.store import load_split, read_meta
 
 
@@ -59,15 +63,15 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
         raise ConfigError(f"attack.ladders has no ladder for {missing}")
     spec = MODES[mode]
     device = torch.device(resolve_device(params.device))
-    model, _ = load_checkpoint(root / "build/model" / spec.checkpoint, device=device)
-    model = model.to(memory_format=torch.channels_last)
+    model = load_victim(root / "build/model" / spec.checkpoint, device=device)
     meta = read_meta(root / "build/features")
     test = load_split(root / "build/features", "test", meta=meta)
     test_labels, class_names = test.y.numpy(), list(meta["class_names"])
     x_all = test.x.to(device)
     victims_path = root / "build/attacks/clean/victims.npz"
+    test_predictions = predict(model, x_all).argmax(dim=1).numpy()
     if spec.draws_victims:
-        preds = predict(model=model, x=x_all).cpu().numpy()
+        preds = test_predictions
         rows, targets = select_victims(labels=test_labels, predictions=preds, n_victims=cfg.n_victims,
                                        n_classes=len(class_names), seed=params.seed)
     else:
@@ -75,7 +79,8 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     labels = test_labels[rows]
     x = x_all[rows]
     y_t, t_t = torch.from_numpy(labels).to(device), torch.from_numpy(targets).to(device)
-    misclassified = int((predict(model=model, x=x) != y_t).sum())
+    model_correct = test_predictions[rows] == labels
+    misclassified = int((~model_correct).sum())
 
     bound_l2 = effective_bound(params=params, representation=str(meta["representation"]),
                                input_shape=meta["input_shape"], profiles_dir=root / PROFILES_DIR)
@@ -94,16 +99,20 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
               f"in {r.seconds:.1f} s", flush=True)
 
     xn = x.cpu().numpy()
-    grid = epsilon_grid(l2_arrays=[r.l2 for r in results.values()], points=cfg.curve_points,
-                        curve_max=cfg.curve_max)
+    grid = epsilon_grid(end=curve_end(bounded=spec.bounded, bound_l2=bound_l2, curve_max=cfg.curve_max,
+                                      bound=cfg.bound), points=cfg.curve_points)
     metrics: dict = {}
     for name, r in results.items():
-        m = attack_summary(x=xn, l2=r.l2, success=r.success, epsilons=grid, bound=bound_l2)
-        m.update(level=r.level, n_levels=r.n_levels, seconds=r.seconds)
-        m["queries" if r.queries else "gradient_calls"] = r.queries or r.gradient_calls
+        m = attack_summary(x=xn, l2=r.l2, success=r.success, epsilons=grid, bound=bound_l2, seed=params.seed)
+        m.update(level=r.level, n_levels=r.n_levels, seconds=r.seconds, gradient_calls=r.gradient_calls,
+                 forward_calls=r.forward_calls)
+        if r.black_box:
+            m["queries"] = r.queries
         metrics[name] = m
-    # mean over the attacks that have the key (size means are missing where nothing succeeded)
-    keys = sorted(set().union(*(set(m) for m in metrics.values())) - {"gradient_calls", "queries"})
+    # mean over the attacks that have the key (size means are missing where nothing succeeded); intervals
+    # of single attacks are not averaged
+    counts = {"gradient_calls", "forward_calls", "queries"}
+    keys = sorted(k for k in set().union(*(set(m) for m in metrics.values())) - counts if "_ci_" not in k)
     metrics["mean"] = {k: float(np.mean([metrics[a][k] for a in results if k in metrics[a]])) for k in keys}
     sanity = run_sanity_checks(model=model, x=x, labels=y_t, results=results, epsilons=grid,
                                bounded=spec.bounded, bound=bound_l2, target_fooling_rate=cfg.target_fooling_rate)
@@ -116,7 +125,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
 
     curves = {n: np.stack([grid, robustness_curve(l2=r.l2, success=r.success, epsilons=grid)], axis=1)
               for n, r in results.items()}
-    out = {}
+    out = {"model_correct": model_correct, "test_predictions": test_predictions, "test_labels": test_labels}
     for n, r in results.items():
         out[f"{n}_l2"], out[f"{n}_success"] = r.l2, r.success
         out[f"{n}_adv"] = r.adv  # every victim's adversarial (the input where it failed), for re-checking
@@ -126,6 +135,14 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
         examples[f"{n}_adv"], examples[f"{n}_l2"] = r.adv[:k], r.l2[:k]
     victims = {"rows": rows, "labels": labels, "targets": targets}
     return ModeRun(metrics=metrics, curves=curves, results=out, examples=examples, victims=victims)
+
+
+def load_victim(path: Path, *, device: torch.device) -> torch.nn.Module:
+    """The checkpoint at ``path`` as an attack victim: eval mode, channels_last, weights frozen."""
+    model, _ = load_checkpoint(path, device=device)
+    model = model.to(memory_format=torch.channels_last).eval()
+    model.requires_grad_(False)
+    return model
 
 
 def _load_victims(path: Path, test_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

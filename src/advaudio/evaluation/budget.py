@@ -1,8 +1,13 @@
-"""Budget search (PROTOCOL "Budget search"): climb an attack's ladder until the fooling rate is reached.
+"""Budget search (docs/PROTOCOL.md "Budget search"): climb an attack's ladder until the fooling rate is reached.
 
 Each rung is a dict of the attack's constructor kwargs, plus ``epsilon`` for fixed-epsilon attacks. Only
 victims not yet fooled are attacked on the next rung, so each victim's recorded adversarial is the one of
-the smallest rung that fooled it. Success is always verified by re-classifying the clipped adversarial.
+the smallest rung that fooled it. Success is always verified by re-classifying the adversarial; the cost is
+counted on the model (:class:`~advaudio.evaluation.counting.CountingModule`), never taken from the attack.
+
+The search knows the attacks only through their declared interface (:mod:`advaudio.attacks`): ``targeted``,
+``black_box``, ``call_kwargs`` (extra arguments of ``run`` the search supplies: ``starting_pool``, ``stats``)
+and ``bounded`` (the rung to run when every adversarial must lie in the L2 ball).
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import numpy as np
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.evaluation.counting import CountingModule
 from advaudio.errors import ConfigError
+from advaudio.evaluation.ball import project_l2
+from advaudio.evaluation.counting import CountingModule
 from advaudio.evaluation.verify import verify_adversarials
 
 
@@ -31,9 +37,13 @@ class BudgetResult:
     success: np.ndarray  # (N,) bool, verified by re-classification
     level: int  # 1-based rung reached (the last one run)
     n_levels: int
-    gradient_calls: int  # per-sample gradient evaluations (white box)
-    queries: int  # per-sample oracle queries (black box)
+    gradient_calls: int  # samples differentiated through the model (counted by hooks, every attack)
+    forward_calls: int  # samples passed forward through the model (every attack)
+    queries: int  # samples the attack says it queried (attacks with a ``stats`` call kwarg; else 0)
     seconds: float
+    black_box: bool = False
+    raw_nonfinite: int = 0  # raw attack outputs (all rungs) holding NaN or inf
+    raw_out_of_range: int = 0  # raw attack outputs (all rungs) outside [0, 1]
     fr_per_level: list[float] = field(default_factory=list)
 
     @property
@@ -73,10 +83,11 @@ def budget_search(
     batch_size : int
         Victims per attack call.
     bound : float, optional
-        If given, every adversarial is projected onto the L2 ball of this radius before verification
-        (``attack_bounded``), and L2 fixed-epsilon attacks use ``min(epsilon, bound)``.
+        If given, each rung is first replaced by the attack's ``bounded`` form, every adversarial is
+        projected onto the L2 ball of this radius and only adversarials within it count (bounded stages).
     starting_pool : torch.Tensor, optional
-        Candidate start images for black-box attacks that start from the target class (``pia``).
+        Candidate start images, for attacks whose ``call_kwargs`` ask for it (black-box attacks that start
+        from the target class).
     seed : int
         Seed for attacks that draw random numbers (offset by the rung index).
 
@@ -90,30 +101,45 @@ def budget_search(
         raise ConfigError(f"attack.ladders.{name} is empty; give at least one rung")
     counting = CountingModule(model)
     fmodel = fb.PyTorchModel(counting, bounds=(0, 1), device=x.device)
-    n = len(x)
+    n, d = len(x), x[0].numel()
     adv = x.detach().clone()
-    l2 = torch.full((n,), float("inf"), device=x.device)
-    success = torch.zeros(n, dtype=torch.bool, device=x.device)
-    queries, fr_per_level, level = 0, [], 0
+    l2 = torch.full((n,), float("inf"), dtype=torch.float64)
+    success = torch.zeros(n, dtype=torch.bool)
+    stats: dict[str, int] = {}
+    supplied = {"starting_pool": starting_pool, "stats": stats}
+    extra = {k: supplied[k] for k in cls.call_kwargs}
+    raw_nonfinite = raw_out_of_range = 0
+    fr_per_level, level = [], 0
     start = time.perf_counter()
     for level, rung in enumerate(ladder, start=1):
-        attack, epsilon = _build(cls, name, rung, level, seed, bound)
+        if bound is not None:
+            rung = cls.bounded(dict(rung), bound=bound, n_features=d)
+        attack, epsilon = _build(cls, name, rung, level, seed)
         todo = torch.nonzero(~success, as_tuple=True)[0]
         for i in range(0, len(todo), batch_size):
             idx = todo[i : i + batch_size]
-            classes = targets[idx] if cls.targeted else labels[idx]
+            idx_d = idx.to(x.device)
+            xb = x[idx_d]
+            classes = targets[idx_d] if cls.targeted else labels[idx_d]
             criterion = (fb.criteria.TargetedMisclassification if cls.targeted else fb.criteria.Misclassification)(classes)
-            extra = {"starting_pool": starting_pool} if name == "pia" else {}
-            _, clipped, _ = attack(fmodel, x[idx], criterion, epsilons=epsilon, **extra)
+            if epsilon is None:
+                raw = attack.run(fmodel, xb, criterion, **extra)
+            else:  # as foolbox's __call__ does for fixed-epsilon attacks
+                raw = attack.distance.clip_perturbation(xb, attack.run(fmodel, xb, criterion, epsilon=epsilon, **extra),
+                                                        epsilon)
+            flat = raw.detach().flatten(1)
+            finite = torch.isfinite(flat).all(dim=1)
+            raw_nonfinite += int((~finite).sum())
+            raw_out_of_range += int((finite & ((flat.min(dim=1).values < 0) | (flat.max(dim=1).values > 1))).sum())
             if bound is not None:
-                clipped = fb.distances.l2.clip_perturbation(x[idx], clipped, bound)
+                raw = project_l2(xb, raw, bound)
             ok, norms = verify_adversarials(
-                model=model, x=x[idx], adv=clipped, labels=labels[idx], targets=targets[idx] if cls.targeted else None
+                model=model, x=xb, adv=raw, labels=labels[idx_d], targets=targets[idx_d] if cls.targeted else None,
+                bound=bound,
             )
-            adv[idx[ok]] = clipped[ok]
+            adv[idx_d[ok.to(x.device)]] = raw[ok.to(x.device)].detach()
             l2[idx[ok]] = norms[ok]
             success[idx[ok]] = True
-        queries += getattr(attack, "queries", 0)
         fr_per_level.append(float(success.float().mean()))
         if fr_per_level[-1] >= target_fooling_rate:
             break
@@ -121,18 +147,22 @@ def budget_search(
     return BudgetResult(
         name=name,
         adv=adv.cpu().numpy().astype(np.float32),
-        l2=l2.cpu().numpy().astype(np.float64),
-        success=success.cpu().numpy(),
+        l2=l2.numpy(),
+        success=success.numpy(),
         level=level,
         n_levels=len(ladder),
-        gradient_calls=0 if cls.black_box else counting.gradient_samples,
-        queries=queries,
+        gradient_calls=counting.gradient_samples,
+        forward_calls=counting.forward_samples,
+        queries=int(stats.get("queries", 0)),
         seconds=seconds,
+        black_box=bool(cls.black_box),
+        raw_nonfinite=raw_nonfinite,
+        raw_out_of_range=raw_out_of_range,
         fr_per_level=fr_per_level,
     )
 
 
-def _build(cls: type, name: str, rung: dict[str, Any], level: int, seed: int, bound: float | None):
+def _build(cls: type, name: str, rung: dict[str, Any], level: int, seed: int):
     kwargs = dict(rung)
     epsilon = kwargs.pop("epsilon", None)
     fixed = issubclass(cls, fb.attacks.base.FixedEpsilonAttack)
@@ -144,8 +174,6 @@ def _build(cls: type, name: str, rung: dict[str, Any], level: int, seed: int, bo
         kwargs["seed"] = seed + level
     try:
         attack = cls(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ConfigError(f"attack.ladders.{name} rung {level} {rung!r}: {exc}") from None
-    if fixed and bound is not None and cls.distance is fb.distances.l2:
-        epsilon = min(float(epsilon), bound)
     return attack, (float(epsilon) if fixed else None)

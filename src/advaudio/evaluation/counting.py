@@ -1,4 +1,4 @@
-"""Count the samples a model is asked about: gradient evaluations vs forward-only queries."""
+"""Count what an attack asks of the model: samples passed forward and samples differentiated through it."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import torch
 
 
 class CountingModule(torch.nn.Module):
-    """Wrap a model and count the samples it sees.
+    """Wrap a model and count the samples it sees, whatever the attack says about itself.
 
-    A forward pass on an input that requires grad is counted as a gradient evaluation (foolbox's
-    ``PyTorchModel`` enables autograd exactly when the attack asks for gradients); any other pass is a
-    forward-only evaluation.
+    ``forward_samples`` counts every sample of every forward pass. ``gradient_samples`` counts, per backward
+    pass that actually reaches the model's output, the samples of that output: a hook on the output tensor
+    fires only when autograd propagates through it, so a gradient is counted exactly when one is computed,
+    and a black-box attack that secretly differentiates is caught.
 
     Parameters
     ----------
@@ -26,11 +27,15 @@ class CountingModule(torch.nn.Module):
         self.train(model.training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) -> (B, K)
-        if x.requires_grad and torch.is_grad_enabled():
-            self.gradient_samples += x.shape[0]
-        else:
-            self.forward_samples += x.shape[0]
-        return self.model(x)
+        n = x.shape[0]
+        self.forward_samples += n
+        out = self.model(x)
+        if out.requires_grad:
+            out.register_hook(lambda grad: self._count_gradient(n))
+        return out
+
+    def _count_gradient(self, n: int) -> None:
+        self.gradient_samples += n
 
     def reset(self) -> None:
         """Zero both counters."""

@@ -21,10 +21,13 @@ import torch
 from advaudio.attacks import ATTACKS
 from advaudio.config import PROFILES_DIR, load_params
 from advaudio.errors import DataError
+from advaudio.evaluation.ball import within_bound
 from advaudio.evaluation.bound import effective_bound
+from advaudio.evaluation.metrics import l2_norms
 from advaudio.evaluation.modes import MODES
 from advaudio.io import read_json_object
 from advaudio.models.checkpoint import load_checkpoint
+from advaudio.models.predict import predict
 from advaudio.features.store import load_split, read_meta
 
 
@@ -40,19 +43,16 @@ def rechecked_success(
 ) -> np.ndarray:
     """Per-victim success of stored adversarials, decided only from the model's argmax.
 
-    An adversarial counts when it is finite, inside [0, 1], within ``bound`` (L2, when given) and is
+    An adversarial counts when it is finite, inside [0, 1], within ``bound`` (L2, when given, with the
+    tolerance of :func:`~advaudio.evaluation.ball.within_bound`) and is
     classified as the target (``targets`` given) or as any wrong class (``targets`` None).
     """
-    preds = []
-    with torch.no_grad():
-        for start in range(0, len(adv), batch_size):
-            batch = torch.from_numpy(np.ascontiguousarray(adv[start:start + batch_size], dtype=np.float32))
-            preds.append(model(batch).argmax(dim=1).numpy())
-    pred = np.concatenate(preds) if preds else np.zeros(0, dtype=np.int64)
+    pred = predict(model, torch.from_numpy(np.ascontiguousarray(adv, dtype=np.float32)),
+                   batch_size=batch_size).argmax(dim=1).numpy()
     flat = adv.reshape(len(adv), -1)
     valid = np.isfinite(flat).all(axis=1) & (flat.min(axis=1) >= 0.0) & (flat.max(axis=1) <= 1.0)
     if bound is not None:
-        valid &= np.linalg.norm((adv - x).reshape(len(adv), -1), axis=1) <= bound * (1 + 1e-5)
+        valid &= within_bound(l2_norms(x=x, adv=adv), bound)
     hit = pred == targets if targets is not None else pred != labels
     return valid & hit
 

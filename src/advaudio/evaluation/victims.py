@@ -1,4 +1,4 @@
-"""Victims and targets (PROTOCOL "Victims and targets"): stratified by class, seeded, saved and reused."""
+"""Victims and targets (docs/PROTOCOL.md "Victims and targets"): stratified by class, seeded, saved and reused."""
 
 from __future__ import annotations
 

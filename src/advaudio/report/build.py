@@ -8,7 +8,8 @@ from advaudio.config import Params
 from advaudio.io import write_json, write_text
 from advaudio.report import figures, layout
 from advaudio.report.findings import check_findings
-from advaudio.report.inputs import read_attack_suite, read_curve, read_examples, read_json
+from advaudio.report.inputs import MODES, read_attack_suite, read_curve, read_examples, read_json
+from advaudio.report.paired import read_victim_results
 from advaudio.report.summary import Summary, summarize
 from advaudio.report.tables import render_report
 
@@ -30,9 +31,12 @@ def build_report(
     suite = read_attack_suite(metrics_dir=metrics_dir)
     target = params.attack.target_fooling_rate
     bound = suite["bounded"].bound  # attack.bound at this input size, as the attack stages applied it
+    attacks = list(suite["clean"].attacks)
+    results = {mode: read_victim_results(path=build_dir / "attacks" / mode / "results.npz", attacks=attacks)
+               for mode in MODES}
     summary = summarize(
-        train=read_json(path=train_path), retrain=read_json(path=retrain_path), suite=suite,
-        target_fooling_rate=target, train_path=train_path, retrain_path=retrain_path,
+        train=read_json(path=train_path), retrain=read_json(path=retrain_path), suite=suite, results=results,
+        target_fooling_rate=target, seed=params.seed, train_path=train_path, retrain_path=retrain_path,
         control=read_json(path=control_path), control_path=control_path,
     )
     findings = check_findings(metrics=summary.metrics, bound=bound, target_fooling_rate=target)

@@ -79,6 +79,20 @@ def format_table3(*, eps_ratio: float) -> str:
     return f"{_rounded(eps_ratio, 3):.3f}"
 
 
+def format_interval(low: float, high: float, *, percent: bool, digits: int) -> str:
+    """A 95 % interval as ``"[low, high]"`` (fractions shown as percent when ``percent``)."""
+    scale = 100.0 if percent else 1.0
+    return f"[{_rounded(scale * low, digits):.{digits}f}, {_rounded(scale * high, digits):.{digits}f}]"
+
+
+def format_p(value: float | None) -> str:
+    """A p-value with three significant digits, starred when significant at 5 %; empty cell when absent."""
+    if value is None or not math.isfinite(value):
+        return EMPTY_CELL
+    shown = "<0.001" if value < 0.001 else f"{value:.3g}"
+    return f"{shown}{'*' if value < 0.05 else ''}"
+
+
 def format_number(value: float | None, *, digits: int = 3, percent: bool = False) -> str:
     """Format an optional number for a report table; ``None`` and non-finite values give the empty cell."""
     if value is None or not math.isfinite(value):

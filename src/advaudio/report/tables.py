@@ -37,10 +37,16 @@ def format_cell(*, table: str, metrics: dict[str, float]) -> str:
     if value is None:
         return layout.EMPTY_CELL
     if table == "table1":
-        return layout.format_table1(accuracy_percent=value, drop_points=metrics["accuracy_drop"])
-    if table == "table2":
-        return layout.format_table2(fooling_rate_percent=value)
-    return layout.format_table3(eps_ratio=value)
+        text = layout.format_table1(accuracy_percent=value, drop_points=metrics["accuracy_drop"])
+    elif table == "table2":
+        text = layout.format_table2(fooling_rate_percent=value)
+    else:
+        text = layout.format_table3(eps_ratio=value)
+    key = {"table1": "accuracy", "table2": "bounded_fooling_rate", "table3": "eps_ratio"}[table]
+    if f"{key}_ci_low" in metrics and f"{key}_ci_high" in metrics:  # published cells have none
+        text += " " + layout.format_interval(metrics[f"{key}_ci_low"], metrics[f"{key}_ci_high"],
+                                             percent=table != "table3", digits=1 if table != "table3" else 2)
+    return text
 
 
 def layout_rows(
@@ -148,7 +154,7 @@ def render_report(
 
 
 def _cost(entry: dict[str, float]) -> float | None:
-    return entry.get("gradient_calls", entry.get("queries"))
+    return entry.get("queries", entry.get("gradient_calls"))
 
 
 def _level(entry: dict[str, float]) -> str:
@@ -160,23 +166,33 @@ def _attack_detail(
 ) -> str:
     clean, unbounded = suite["clean"].attacks, suite["unbounded"].attacks
     clean_bounded, bounded = suite["clean_bounded"].attacks, suite["bounded"].attacks
-    fmt = layout.format_number
+    fmt, m = layout.format_number, summary.metrics
+
+    def rate(key: str) -> str:
+        if key not in m:
+            return layout.EMPTY_CELL
+        return f"{fmt(m[key], percent=True)} {layout.format_interval(m[key + '_ci_low'], m[key + '_ci_high'], percent=True, digits=1)}"
+
     fr_rows, eps_rows, cost_rows = [], [], []
     for a in summary.attacks:
         o, ob, b, r = clean[a], clean_bounded[a], bounded[a], unbounded[a]
         fr_rows.append([a, fmt(o["fooling_rate"], percent=True), fmt(r["fooling_rate"], percent=True),
-                        fmt(ob["fr_at_bound"], percent=True), fmt(b["fr_at_bound"], percent=True),
+                        rate(f"bounded_fooling_rate_clean_{a}"), rate(f"bounded_fooling_rate_{a}"),
+                        layout.format_p(m.get(f"bounded_fooling_rate_{a}_p")),
                         fmt(ob.get("auc"), percent=True), fmt(b.get("auc"), percent=True)])
         used = "yes" if a in summary.eps.per_attack else f"no ({summary.eps.excluded.get(a, 'not needed')})"
-        eps_rows.append([a, fmt(o.get("mean_l2")), fmt(r.get("mean_l2")), fmt(summary.eps.all_ratios.get(a)), used,
+        n_pairs = m.get(f"eps_ratio_{a}_n_pairs")
+        eps_rows.append([a, fmt(o.get("mean_l2")), fmt(r.get("mean_l2")), fmt(summary.eps.unpaired.get(a)),
+                         fmt(summary.eps.all_ratios.get(a)), fmt(n_pairs, digits=0),
+                         layout.format_p(m.get(f"eps_ratio_{a}_p")), used,
                          fmt(o.get("mean_db"), digits=1), fmt(r.get("mean_db"), digits=1)])
         cost_rows.append([a, _level(o), _level(r), fmt(_cost(o), digits=0), fmt(_cost(r), digits=0),
                           fmt(o.get("seconds"), digits=1), fmt(r.get("seconds"), digits=1)])
     fr_head = ["attack", "FR original (search) %", "FR retrained (search) %",
-               f"FR original, ‖δ‖₂ ≤ {bound:.3g} %", f"FR retrained, ‖δ‖₂ ≤ {bound:.3g} %",
-               "AUC original (bounded) %", "AUC retrained (bounded) %"]
-    eps_head = ["attack", "eps_o (mean L2)", "eps_a (mean L2)", "eps_r", "in mean eps_r", "dB original",
-                "dB retrained"]
+               f"FR original, ‖δ‖₂ ≤ {bound:.3g} % [95 % CI]", f"FR retrained, ‖δ‖₂ ≤ {bound:.3g} % [95 % CI]",
+               "p (McNemar)", "AUC original (bounded) %", "AUC retrained (bounded) %"]
+    eps_head = ["attack", "eps_o (mean L2, own successes)", "eps_a (mean L2, own successes)", "eps_r unpaired",
+                "eps_r paired", "pairs", "p (Wilcoxon)", "in mean eps_r", "dB original", "dB retrained"]
     cost_head = ["attack", "level original", "level retrained", "grad calls/queries original",
                  "grad calls/queries retrained", "s original", "s retrained"]
     return (
@@ -220,9 +236,13 @@ def _definitions(*, bound: float, target_fooling_rate: float) -> str:
         "Table II 'average AUC%'); the AUC is listed per attack above. The bound is the study's "
         "||delta||_2 <= `attack.bound` at this input size (`attack.bound_scaling: study_rms` keeps its "
         "per-element RMS; `none` uses it as it is).\n"
-        f"- Table III: eps_r = eps_a / eps_o (Eq. 15), eps = mean ||delta||_2 of the successful adversarials at "
-        f"the budget that reached FR >= {target_fooling_rate:g}; the mean of the per-attack ratios over the "
-        "attacks that reached the target on both models.\n"
+        f"- Table III: eps_r = eps_a / eps_o (Eq. 15), eps = mean ||delta||_2 at the budget that reached "
+        f"FR >= {target_fooling_rate:g}, over the paired victims (both models classify them correctly and both "
+        "attacks fool them; 'pairs' above); the mean of the per-attack ratios over the attacks that reached the "
+        "target on both models. 'eps_r unpaired' is the study's figure (each model's own successes).\n"
+        "- Brackets: 95 % intervals (Wilson for rates and accuracies, percentile bootstrap over victims for the "
+        "mean over attacks and eps_r). p: paired tests on the same clips or victims (McNemar for success, "
+        "Wilcoxon signed-rank for perturbation sizes); * marks p < 0.05. docs/PROTOCOL.md \"Uncertainty\".\n"
         "- Bold marks the best value of a row when the row has two or more values (highest accuracy, lowest "
         "fooling rate, highest eps_r), as in the study.\n"
     )

@@ -7,21 +7,27 @@ The study trains on J(x', l, w) alone (alpha = 0), and so does our default: it i
 numbers Tables I-III report, and it gives the largest robustness gain (the drop in clean accuracy it
 costs is part of what Table I shows). alpha = 0.5, Goodfellow's choice, keeps more clean accuracy.
 
-x' is crafted on the fly from the current weights (in train mode, as in Goodfellow et al.), with
-:func:`advaudio.attacks.fgsm.fgsm_examples`.
+x' is crafted on the fly from the current weights with foolbox's FGSM (the registered ``fgsm`` attack,
+:func:`craft_fgsm`), in the mode the training loop set (train mode: dropout stays on, as in Goodfellow et
+al.) except for BatchNorm, which is frozen while crafting (:func:`frozen_batchnorm`): in train mode it would
+fold the clean batch into its running statistics and normalise x with x's own batch statistics, so at
+alpha = 0 the running statistics would be half clean data although the loss never sees x.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
+import foolbox as fb
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advaudio.attacks.fgsm import fgsm_examples
+from advaudio.attacks import ATTACKS
 from advaudio.config import Params, resolve_device
 from advaudio.models import build_model
 from advaudio.models.checkpoint import make_config
@@ -31,6 +37,65 @@ from advaudio.training.loop import BatchLoss, EpochCallback, evaluate, fit, seed
 from advaudio.training.run import validation_folds
 
 
+@contextlib.contextmanager
+def frozen_batchnorm(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, ``model``'s BatchNorm modules are in eval mode and its parameters need no gradient.
+
+    BatchNorm then normalises with its running statistics and updates none of them; every other module
+    (dropout, ...) keeps the mode the caller set. Parameters are excluded from autograd so that crafting
+    neither accumulates into their ``.grad`` nor pays for weight gradients. Both are restored on exit.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    modes = [m.training for m in norms]
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for m in norms:
+            m.eval()
+        for p in params:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for m, mode in zip(norms, modes):
+            m.train(mode)
+        for p in params:
+            p.requires_grad_(True)
+
+
+def craft_fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: float) -> torch.Tensor:
+    """x' = clip(x + epsilon * sign(grad_x CE(model(x), y)), 0, 1) by the registered ``fgsm`` attack (foolbox).
+
+    Crafted under :func:`frozen_batchnorm`; other modules keep their mode. Calls the attack's ``run`` (one
+    forward and one backward pass), not foolbox's ``__call__``, which would add a forward pass to report
+    success. Returns x', detached.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Returns logits; inputs in [0, 1].
+    x : torch.Tensor
+        Inputs inside [0, 1].
+    y : torch.Tensor
+        True labels.
+    epsilon : float
+        L-infinity step in input units.
+    """
+    with frozen_batchnorm(model):
+        fmodel = _foolbox_model(model, device=x.device)
+        x_adv = ATTACKS.get("fgsm")().run(fmodel, x.detach(), fb.criteria.Misclassification(y), epsilon=epsilon)
+    return x_adv.detach()
+
+
+def _foolbox_model(model: nn.Module, *, device: torch.device) -> fb.PyTorchModel:
+    """``fb.PyTorchModel`` on [0, 1] around ``model`` as it is, train mode included, without foolbox's warning.
+
+    The model is in train mode on purpose (dropout as the training loop set it; BatchNorm frozen by the
+    caller), so foolbox's "model is in training mode" warning is expected noise. foolbox raises it under its
+    own ``simplefilter("always")``, which no filter of ours overrides, so it is recorded here and dropped.
+    """
+    with warnings.catch_warnings(record=True):
+        return fb.PyTorchModel(model, bounds=(0.0, 1.0), device=device)
+
+
 def fgsm_loss(*, alpha: float, epsilon: float) -> BatchLoss:
     """Batch loss of Eq. 14; returns ``(loss, logits on x')`` (or on x when ``alpha == 1``)."""
 
@@ -38,7 +103,7 @@ def fgsm_loss(*, alpha: float, epsilon: float) -> BatchLoss:
         if alpha >= 1.0:
             logits = model(x)
             return F.cross_entropy(logits, y), logits
-        x_adv = fgsm_examples(model, x, y, epsilon=epsilon)
+        x_adv = craft_fgsm(model, x, y, epsilon=epsilon)
         logits_adv = model(x_adv)
         total = (1.0 - alpha) * F.cross_entropy(logits_adv, y)
         if alpha > 0.0:

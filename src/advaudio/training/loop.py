@@ -16,6 +16,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from advaudio.config import TrainConfig
+from advaudio.models.predict import predict
 from advaudio.training.resume import ResumeStore, rng_state, set_rng_state
 
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -81,22 +82,6 @@ def autocast_for(device: torch.device, *, enabled: bool) -> tuple[Any, torch.amp
 
 def _to_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
-
-
-@torch.inference_mode()
-def predict(
-    model: nn.Module, x: torch.Tensor, *, batch_size: int, device: str | torch.device, channels_last: bool = False
-) -> torch.Tensor:
-    """Logits of ``x`` (N, 1, H, W) in eval mode, on CPU, shape (N, n_classes)."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    outs = []
-    for start in range(0, len(x), batch_size):
-        xb = _to_format(x[start : start + batch_size].to(device, non_blocking=True), channels_last)
-        outs.append(model(xb).float().cpu())
-    model.train(was_training)
-    return torch.cat(outs) if outs else torch.empty(0)
 
 
 def evaluate(

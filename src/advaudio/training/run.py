@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.metrics import f1_score
 from torch import nn
 
@@ -18,7 +17,8 @@ from advaudio.models import build_model, count_parameters
 from advaudio.models.checkpoint import make_config
 from advaudio.features.store import Features
 from advaudio.training.data import pool_folds, train_val_rows
-from advaudio.training.loop import EpochCallback, fit, predict, seed_everything
+from advaudio.models.predict import predict
+from advaudio.training.loop import EpochCallback, fit, seed_everything
 from advaudio.training.resume import ResumeStore, fingerprint
 
 
