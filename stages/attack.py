@@ -2,7 +2,9 @@
 
 `--mode clean` attacks build/model/model.pt and draws the victims; `clean_bounded` attacks it with
 ||delta||_2 <= attack.bound; `bounded` (with the bound) and `unbounded` attack build/model/retrained.pt; all
-on the same victims (src/advaudio/evaluation/modes.py). Outputs: docs/ARCHITECTURE.md.
+on the same victims (src/advaudio/evaluation/modes.py). Outputs: docs/ARCHITECTURE.md. Each attack's search
+state is saved after every rung (build/attacks/.resume/<mode>/); a rerun after a crash continues where it stopped
+(src/advaudio/evaluation/resume.py).
 """
 
 import argparse
@@ -44,6 +46,7 @@ def main() -> int:
             writer.writerows((f"{e:.6g}", f"{f:.6g}") for e, f in curve)
             write_text(f"metrics/curves/{stage}/{name}.csv", buf.getvalue())
         write_json(f"metrics/{stage}.json", run.metrics)
+        run.store.clear()  # every output is written: the saved search states are no longer needed
         counter.items = run.metrics["n_victims"] * len(run.curves)
     failed = [k for k, v in run.metrics["sanity"].items() if not v]
     print(f"{stage}: mean FR {run.metrics['mean']['fooling_rate']:.2f}; sanity checks failed: {failed or 'none'}")

@@ -14,11 +14,14 @@ weight gradients nobody reads.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+import advaudio
 
 from advaudio.evaluation.budget import BudgetResult, budget_search
 from advaudio.evaluation.victims import select_victims
@@ -27,6 +30,7 @@ from advaudio.errors import ConfigError, DataError
 from advaudio.evaluation.bound import effective_bound
 from advaudio.evaluation.metrics import attack_summary, curve_end, epsilon_grid, robustness_curve
 from advaudio.evaluation.modes import MODES
+from advaudio.evaluation.resume import RESUME_DIR, ResumeStore, fingerprint
 from advaudio.evaluation.sanity import run_sanity_checks
 from advaudio.models.checkpoint import load_checkpoint
 from advaudio.models.predict import predict
@@ -42,6 +46,7 @@ class ModeRun:
     results: dict[str, np.ndarray]
     examples: dict[str, np.ndarray]
     victims: dict[str, np.ndarray]
+    store: ResumeStore  # the per-rung search states; the stage clears it once its outputs are written
 
 
 def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
@@ -87,12 +92,18 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     print(f"attack_{mode}: L2 bound {bound_l2:.4g} (attack.bound {cfg.bound:g}, scaling {cfg.bound_scaling})",
           flush=True)
     bound = bound_l2 if spec.bounded else None
+    store = _resume_store(params=params, mode=mode, root=root, device=device,
+                          victims=None if spec.draws_victims else victims_path)
     results: dict[str, BudgetResult] = {}
     for i, name in enumerate(cfg.attacks):
+        saved = store.load(name)
+        if saved is not None:
+            print(f"attack_{mode}: {name} resumes after rung {saved.level}/{saved.n_levels}"
+                  f"{' (finished)' if saved.finished else ''}", flush=True)
         results[name] = budget_search(
             name=name, model=model, x=x, labels=y_t, targets=t_t, ladder=list(cfg.ladders[name]),
             target_fooling_rate=cfg.target_fooling_rate, batch_size=cfg.batch_size, bound=bound,
-            starting_pool=x_all, seed=params.seed + 1000 * i,
+            starting_pool=x_all, seed=params.seed + 1000 * i, resume=saved, on_rung=store.save,
         )
         r = results[name]
         print(f"attack_{mode}: {name} FR {r.fooling_rate:.2f} at level {r.level}/{r.n_levels} "
@@ -134,7 +145,19 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     for n, r in results.items():
         examples[f"{n}_adv"], examples[f"{n}_l2"] = r.adv[:k], r.l2[:k]
     victims = {"rows": rows, "labels": labels, "targets": targets}
-    return ModeRun(metrics=metrics, curves=curves, results=out, examples=examples, victims=victims)
+    return ModeRun(metrics=metrics, curves=curves, results=out, examples=examples, victims=victims, store=store)
+
+
+def _resume_store(*, params: Params, mode: str, root: Path, device: torch.device, victims: Path | None) -> ResumeStore:
+    """The stage's :class:`~advaudio.evaluation.resume.ResumeStore`, keyed by everything its searches read."""
+    features = root / "build/features"
+    files = [root / "build/model" / MODES[mode].checkpoint, features / "meta.json"]
+    files += [p for p in features.rglob("*") if p.is_file() and p.relative_to(features).parts[0].startswith("test")]
+    if victims is not None:
+        files.append(victims)
+    settings = {"mode": mode, "attack": dataclasses.asdict(params.attack), "seed": params.seed, "device": str(device)}
+    key = fingerprint(files=files, settings=settings, package_dir=Path(advaudio.__file__).parent)
+    return ResumeStore(root / RESUME_DIR / mode, key=key)
 
 
 def load_victim(path: Path, *, device: torch.device) -> torch.nn.Module:

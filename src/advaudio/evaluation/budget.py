@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import foolbox as fb
 import numpy as np
@@ -45,6 +45,7 @@ class BudgetResult:
     raw_nonfinite: int = 0  # raw attack outputs (all rungs) holding NaN or inf
     raw_out_of_range: int = 0  # raw attack outputs (all rungs) outside [0, 1]
     fr_per_level: list[float] = field(default_factory=list)
+    finished: bool = True  # False for the state after a rung when the search goes on (resume point)
 
     @property
     def fooling_rate(self) -> float:
@@ -65,6 +66,8 @@ def budget_search(
     bound: float | None = None,
     starting_pool: torch.Tensor | None = None,
     seed: int = 0,
+    resume: BudgetResult | None = None,
+    on_rung: Callable[[BudgetResult], None] | None = None,
 ) -> BudgetResult:
     """Run attack ``name`` up its budget ladder on the victims ``x``.
 
@@ -90,6 +93,13 @@ def budget_search(
         from the target class).
     seed : int
         Seed for attacks that draw random numbers (offset by the rung index).
+    resume : BudgetResult, optional
+        The state saved after a rung of an interrupted search of the same attack on the same inputs: the
+        search goes on at the next rung with its adversarials, counters and time. Every rung's randomness
+        depends only on ``seed`` and the rung, so a resumed search gives the uninterrupted one's results.
+    on_rung : callable, optional
+        Called with the state after every rung (``finished`` tells whether the search ends there), e.g. to
+        save it.
 
     Raises
     ------
@@ -106,12 +116,38 @@ def budget_search(
     l2 = torch.full((n,), float("inf"), dtype=torch.float64)
     success = torch.zeros(n, dtype=torch.bool)
     stats: dict[str, int] = {}
+    raw = {"nonfinite": 0, "out_of_range": 0}
+    fr_per_level: list[float] = []
+    done_levels, elapsed = 0, 0.0
+    if resume is not None:
+        if resume.finished:
+            return resume
+        _check_resume(resume, name=name, n=n, n_levels=len(ladder))
+        adv = torch.from_numpy(resume.adv).to(x.device)
+        l2, success = torch.from_numpy(resume.l2.copy()), torch.from_numpy(resume.success.copy())
+        counting.gradient_samples, counting.forward_samples = resume.gradient_calls, resume.forward_calls
+        if resume.queries:
+            stats["queries"] = resume.queries
+        raw = {"nonfinite": resume.raw_nonfinite, "out_of_range": resume.raw_out_of_range}
+        fr_per_level, done_levels, elapsed = list(resume.fr_per_level), resume.level, resume.seconds
     supplied = {"starting_pool": starting_pool, "stats": stats}
     extra = {k: supplied[k] for k in cls.call_kwargs}
-    raw_nonfinite = raw_out_of_range = 0
-    fr_per_level, level = [], 0
     start = time.perf_counter()
+
+    def state(level: int, finished: bool) -> BudgetResult:
+        return BudgetResult(
+            name=name, adv=adv.cpu().numpy().astype(np.float32), l2=l2.numpy().copy(), success=success.numpy().copy(),
+            level=level, n_levels=len(ladder), gradient_calls=counting.gradient_samples,
+            forward_calls=counting.forward_samples, queries=int(stats.get("queries", 0)),
+            seconds=elapsed + time.perf_counter() - start, black_box=bool(cls.black_box),
+            raw_nonfinite=raw["nonfinite"], raw_out_of_range=raw["out_of_range"], fr_per_level=list(fr_per_level),
+            finished=finished,
+        )
+
+    level = done_levels
     for level, rung in enumerate(ladder, start=1):
+        if level <= done_levels:
+            continue
         if bound is not None:
             rung = cls.bounded(dict(rung), bound=bound, n_features=d)
         attack, epsilon = _build(cls, name, rung, level, seed)
@@ -123,43 +159,38 @@ def budget_search(
             classes = targets[idx_d] if cls.targeted else labels[idx_d]
             criterion = (fb.criteria.TargetedMisclassification if cls.targeted else fb.criteria.Misclassification)(classes)
             if epsilon is None:
-                raw = attack.run(fmodel, xb, criterion, **extra)
+                out = attack.run(fmodel, xb, criterion, **extra)
             else:  # as foolbox's __call__ does for fixed-epsilon attacks
-                raw = attack.distance.clip_perturbation(xb, attack.run(fmodel, xb, criterion, epsilon=epsilon, **extra),
+                out = attack.distance.clip_perturbation(xb, attack.run(fmodel, xb, criterion, epsilon=epsilon, **extra),
                                                         epsilon)
-            flat = raw.detach().flatten(1)
+            flat = out.detach().flatten(1)
             finite = torch.isfinite(flat).all(dim=1)
-            raw_nonfinite += int((~finite).sum())
-            raw_out_of_range += int((finite & ((flat.min(dim=1).values < 0) | (flat.max(dim=1).values > 1))).sum())
+            raw["nonfinite"] += int((~finite).sum())
+            raw["out_of_range"] += int((finite & ((flat.min(dim=1).values < 0) | (flat.max(dim=1).values > 1))).sum())
             if bound is not None:
-                raw = project_l2(xb, raw, bound)
+                out = project_l2(xb, out, bound)
             ok, norms = verify_adversarials(
-                model=model, x=xb, adv=raw, labels=labels[idx_d], targets=targets[idx_d] if cls.targeted else None,
+                model=model, x=xb, adv=out, labels=labels[idx_d], targets=targets[idx_d] if cls.targeted else None,
                 bound=bound,
             )
-            adv[idx_d[ok.to(x.device)]] = raw[ok.to(x.device)].detach()
+            adv[idx_d[ok.to(x.device)]] = out[ok.to(x.device)].detach()
             l2[idx[ok]] = norms[ok]
             success[idx[ok]] = True
         fr_per_level.append(float(success.float().mean()))
-        if fr_per_level[-1] >= target_fooling_rate:
+        reached = fr_per_level[-1] >= target_fooling_rate
+        if on_rung is not None:
+            on_rung(state(level, finished=reached or level == len(ladder)))
+        if reached:
             break
-    seconds = time.perf_counter() - start
-    return BudgetResult(
-        name=name,
-        adv=adv.cpu().numpy().astype(np.float32),
-        l2=l2.numpy(),
-        success=success.numpy(),
-        level=level,
-        n_levels=len(ladder),
-        gradient_calls=counting.gradient_samples,
-        forward_calls=counting.forward_samples,
-        queries=int(stats.get("queries", 0)),
-        seconds=seconds,
-        black_box=bool(cls.black_box),
-        raw_nonfinite=raw_nonfinite,
-        raw_out_of_range=raw_out_of_range,
-        fr_per_level=fr_per_level,
-    )
+    return state(level, finished=True)
+
+
+def _check_resume(resume: BudgetResult, *, name: str, n: int, n_levels: int) -> None:
+    if resume.name != name or len(resume.success) != n or resume.n_levels != n_levels or resume.level > n_levels:
+        raise ConfigError(
+            f"the saved state of {resume.name!r} (rung {resume.level}/{resume.n_levels}, {len(resume.success)} "
+            f"victims) does not fit {name!r} ({n_levels} rungs, {n} victims); delete it and rerun"
+        )
 
 
 def _build(cls: type, name: str, rung: dict[str, Any], level: int, seed: int):

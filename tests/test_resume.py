@@ -1,0 +1,133 @@
+"""Crash-safe attack stages: a search resumed after any rung equals an uninterrupted one; kill -9 and rerun."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from advaudio.evaluation.budget import BudgetResult
+from advaudio.evaluation.resume import ResumeStore
+from toy_attack_models import run, smooth_model, victims
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _same(a: BudgetResult, b: BudgetResult) -> None:
+    np.testing.assert_array_equal(a.adv, b.adv)
+    np.testing.assert_array_equal(a.l2, b.l2)
+    np.testing.assert_array_equal(a.success, b.success)
+    assert (a.level, a.fr_per_level, a.gradient_calls, a.forward_calls, a.queries, a.finished) == \
+        (b.level, b.fr_per_level, b.gradient_calls, b.forward_calls, b.queries, b.finished)
+
+
+@pytest.mark.parametrize("name, ladder", [
+    ("bim_b", [{"epsilon": e, "steps": 5, "rel_stepsize": 0.25} for e in (0.2, 0.5, 3.0)]),
+    ("pia", [{"epsilon": e, "steps": 20, "samples": 20, "lr": 0.05} for e in (0.05, 0.2, 0.5)]),
+])
+def test_a_search_resumed_after_any_rung_equals_the_uninterrupted_one(name, ladder):
+    model = smooth_model()
+    x, y, t = victims(model, n=6)
+    states: list[BudgetResult] = []
+    full = run(name, model, x, y, t, ladder=ladder, on_rung=states.append)
+    assert len(states) >= 2 and states[-1].finished and not states[0].finished
+    for saved in states[:-1]:
+        def stop(state, after=saved.level):
+            if state.level > after:
+                raise Interrupted
+        with pytest.raises(Interrupted):  # what a crash right after the next rung would leave behind
+            run(name, model, x, y, t, ladder=ladder, resume=saved, on_rung=stop)
+        _same(run(name, model, x, y, t, ladder=ladder, resume=saved), full)
+    assert run(name, model, x, y, t, ladder=ladder, resume=full) is full  # a finished search is not rerun
+
+
+def test_store_round_trips_and_drops_states_of_other_inputs(tmp_path):
+    model = smooth_model()
+    x, y, t = victims(model, n=4)
+    state = run("bim_b", model, x, y, t, ladder=[{"epsilon": 1.0, "steps": 3, "rel_stepsize": 0.25}])
+    store = ResumeStore(tmp_path / "clean", key="a")
+    store.save(state)
+    _same(ResumeStore(tmp_path / "clean", key="a").load("bim_b"), state)
+    assert ResumeStore(tmp_path / "clean", key="b").load("bim_b") is None
+    store.clear()
+    assert not (tmp_path / "clean").exists()
+
+
+def _stage_tree(root: Path) -> None:
+    from advaudio.models.checkpoint import make_config, save_checkpoint
+    from advaudio.models import build_model
+    from advaudio.training.fake_features import write_fake_features
+
+    write_fake_features(root / "build" / "features", sources_per_class=4, size=(16, 16))
+    torch.manual_seed(0)
+    model = build_model("alexnet", n_classes=4, input_shape=[1, 16, 16]).eval()
+    config = make_config(model="alexnet", n_classes=4, class_names=[f"class{i}" for i in range(4)],
+                         input_shape=[1, 16, 16], representation="stft", scaling={"lo": 0.0, "hi": 1.0},
+                         params={"seed": 0})
+    save_checkpoint(root / "build" / "model" / "model.pt", model=model, config=config)
+    (root / "profiles").mkdir()
+    for p in (REPO / "profiles").glob("*.yaml"):
+        (root / "profiles" / p.name).write_text(p.read_text())
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["device"] = "cpu"
+    params["attack"].update(n_victims=6, n_examples=2, target_fooling_rate=1.0, ladders={
+        "bim_a": [{"epsilon": e, "steps": 10, "rel_stepsize": 0.1} for e in (0.05, 0.2, 1.0)],
+        "bim_b": [{"epsilon": e, "steps": 10, "rel_stepsize": 0.1} for e in (0.05, 0.2, 1.0)],
+        "jsma": [{"max_iterations": 20, "theta": 0.1}, {"max_iterations": 60, "theta": 0.1}],
+        "deepfool": [{"steps": 50}],
+        "cw": [{"c": 1.0, "steps": 20, "binary_search_steps": 2}],
+        "pia": [{"epsilon": e, "steps": 30, "samples": 20} for e in (0.1, 0.3)],
+    })
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _stage(root: Path) -> subprocess.Popen:
+    env = dict(os.environ, ADVAUDIO_NO_TCMALLOC="1")
+    return subprocess.Popen([sys.executable, str(REPO / "stages" / "attack.py"), "--mode", "clean"], cwd=root,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _metrics(root: Path) -> dict:
+    m = json.loads((root / "metrics" / "attack_clean.json").read_text())
+    for entry in m.values():
+        if isinstance(entry, dict):
+            entry.pop("seconds", None)
+    return m
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_an_attack_stage_then_rerun_gives_the_uninterrupted_metrics(tmp_path):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    for root in (whole, broken):
+        root.mkdir()
+        _stage_tree(root)
+    out, _ = _stage(whole).communicate(timeout=600)
+    assert "resumes" not in out and (whole / "metrics" / "attack_clean.json").is_file(), out
+    assert not (whole / "build" / "attacks" / ".resume" / "clean").exists()  # cleared once the outputs are written
+
+    proc = _stage(broken)
+    resume_dir = broken / "build" / "attacks" / ".resume" / "clean"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(resume_dir.glob("*.npz"))) < 2:  # two attacks' states saved
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (broken / "metrics" / "attack_clean.json").exists()  # nothing that looks finished
+    out, _ = _stage(broken).communicate(timeout=600)
+    assert "resumes after rung" in out, out
+    assert _metrics(broken) == _metrics(whole)
+    for name in ("results.npz", "victims.npz"):
+        with np.load(whole / "build/attacks/clean" / name) as a, np.load(broken / "build/attacks/clean" / name) as b:
+            for key in a.files:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")
