@@ -130,16 +130,34 @@ def test_nes_estimate_aligns_with_true_gradient():
     oracle = TopKOracle(predict=model, k=K, chunk=32)
     gen = torch.Generator().manual_seed(0)
 
-    def objective(z):
+    def objective(z, first):
         c, p = oracle(z)
-        return target_log_prob(c, p, targets.repeat_interleave(len(z) // 3))
+        return target_log_prob(c, p, targets[first : first + len(z) // 2000].repeat_interleave(2000))
 
     est = nes_gradient(objective=objective, x=x, sigma=1e-3, n_samples=2000, generator=gen)
+    # the samples are drawn row by row: processing one row at a time gives the same estimate
+    one_row = nes_gradient(objective=objective, x=x, sigma=1e-3, n_samples=2000,
+                           generator=torch.Generator().manual_seed(0), max_chunk_bytes=1)
+    torch.testing.assert_close(one_row, est)
     xg = x.clone().requires_grad_(True)
     torch.log_softmax(model(xg), 1).gather(1, targets[:, None]).sum().backward()
     cos = torch.nn.functional.cosine_similarity(est.flatten(1), xg.grad.flatten(1), dim=1)
     assert (cos > 0.9).all(), cos
-    assert oracle.queries == 3 * 2000
+    assert oracle.queries == 2 * 3 * 2000
+
+
+def test_starting_pool_is_classified_once_for_every_batch_it_serves():
+    from advaudio.attacks.common import StartingPool
+    from advaudio.attacks.pia import pick_starting_points
+
+    model = smooth_model()
+    oracle = TopKOracle(predict=model, k=K, chunk=32)
+    pool = StartingPool(POOL)
+    for targets in (torch.tensor([0, 1]), torch.tensor([2, 3, 1])):
+        starts, found = pick_starting_points(oracle=oracle, pool=pool, targets=targets, fallback=torch.zeros(len(targets), *SHAPE))
+        with torch.no_grad():
+            assert (model(starts[found]).argmax(1) == targets[found]).all()
+    assert oracle.queries == len(POOL)
 
 
 def test_bim_a_stops_at_first_success_and_matches_bim_b_prefix():

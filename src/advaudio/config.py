@@ -221,6 +221,7 @@ class AttackConfig:
     bound: float = 3.0
     bound_scaling: str = "study_rms"
     batch_size: int = 32
+    amp: bool = True
     curve_points: int = 50
     curve_max: float = 150.0
     n_examples: int = 4
@@ -233,7 +234,7 @@ class AttackConfig:
         _check_range("attack.target_fooling_rate", self.target_fooling_rate, 0.0, 1.0)
         _check_range("attack.bound", self.bound, 1e-9, 1e9)
         _check_choice("attack.bound_scaling", self.bound_scaling, ["none", "study_rms"])
-        _check_range("attack.batch_size", self.batch_size, 1, 65536)
+        _check_range("attack.batch_size", self.batch_size, 0, 65536)
         _check_range("attack.curve_points", self.curve_points, 2, 10000)
         _check_range("attack.curve_max", self.curve_max, 1e-9, 1e9)
         _check_range("attack.n_examples", self.n_examples, 0, 1000)

@@ -18,7 +18,7 @@ import foolbox as fb
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import AttackInterface, check_bound, targeted_run_inputs
+from advaudio.attacks.common import AttackInterface, StartingPool, check_bound, targeted_run_inputs
 
 NORMS = ("linf", "l2")
 
@@ -72,6 +72,7 @@ def nes_gradient(
     sigma: float,
     n_samples: int,
     generator: torch.Generator,
+    max_chunk_bytes: int = 1 << 28,
 ) -> torch.Tensor:
     """NES estimate of the gradient of ``objective`` at each row of ``x``, with antithetic samples.
 
@@ -80,7 +81,8 @@ def nes_gradient(
     Parameters
     ----------
     objective : callable
-        Maps ``(m, ...)`` inputs to ``(m,)`` values; ``m = len(x) * n_samples`` per call (one batch).
+        ``objective(points, first_row)`` maps ``(m, ...)`` inputs, the samples of rows ``first_row,
+        first_row + 1, ...`` of ``x`` in order (``n_samples`` each), to ``(m,)`` values.
     x : torch.Tensor
         Points, ``(b, ...)``.
     sigma : float
@@ -89,6 +91,9 @@ def nes_gradient(
         Evaluations per point (even; half are the antithetic mirrors).
     generator : torch.Generator
         Seeded source of the samples, on ``x``'s device.
+    max_chunk_bytes : int
+        Most bytes of samples held at once; rows are processed in chunks that fit (at the study's sizes one
+        row's 50 samples take 400 MB). The samples are drawn row by row, so they do not depend on it.
 
     Returns
     -------
@@ -97,26 +102,36 @@ def nes_gradient(
     """
     half = max(n_samples // 2, 1)
     b = len(x)
-    u = torch.randn((b, half, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype)
-    pts = torch.cat([x[:, None] + sigma * u, x[:, None] - sigma * u], dim=1)  # (b, 2*half, ...)
-    f = objective(pts.flatten(0, 1)).view(b, 2 * half)
-    diff = (f[:, :half] - f[:, half:]).view(b, half, *[1] * (x.dim() - 1))
-    return (diff * u).sum(dim=1) / (2 * half * sigma)
+    per_row = 2 * half * x[0].numel() * x.element_size()  # bytes of one row's samples
+    rows = max(1, max_chunk_bytes // max(per_row, 1))
+    grads = []
+    for start in range(0, b, rows):
+        xc = x[start : start + rows]
+        # one draw per row, in row order: the samples do not depend on the chunk size
+        u = torch.cat([torch.randn((1, half, *x.shape[1:]), generator=generator, device=x.device, dtype=x.dtype)
+                       for _ in range(len(xc))])
+        pts = torch.cat([xc[:, None] + sigma * u, xc[:, None] - sigma * u], dim=1)  # (rows, 2*half, ...)
+        f = objective(pts.flatten(0, 1), start).view(len(xc), 2 * half)
+        diff = (f[:, :half] - f[:, half:]).view(len(xc), half, *[1] * (x.dim() - 1))
+        grads.append((diff * u).sum(dim=1) / (2 * half * sigma))
+    return torch.cat(grads)
 
 
 def pick_starting_points(
-    *, oracle: TopKOracle, pool: torch.Tensor, targets: torch.Tensor, fallback: torch.Tensor
+    *, oracle: TopKOracle, pool: StartingPool, targets: torch.Tensor, fallback: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each target, the first pool image the oracle labels as that target (top-1).
 
+    The pool is classified through ``oracle`` only the first time it is asked (:class:`StartingPool`).
     Returns ``(starts, found)``; rows with no such image get ``fallback`` and ``found = False``.
     """
-    classes, _ = oracle(pool)
-    top1 = classes[:, 0]
+    device = fallback.device
+    top1 = pool.top1(lambda images: oracle(images)[0][:, 0], device)
+    images = pool.images(device)
     match = top1[None, :] == targets[:, None]  # (b, P)
     found = match.any(dim=1)
     first = match.float().argmax(dim=1)
-    starts = torch.where(found.view(-1, *[1] * (pool.dim() - 1)), pool[first], fallback)
+    starts = torch.where(found.view(-1, *[1] * (images.dim() - 1)), images[first], fallback)
     return starts, found
 
 
@@ -279,8 +294,9 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
             The targets.
         epsilon : float
             Goal radius around each input, in ``norm``.
-        starting_pool : tensor
-            Candidate start images; required.
+        starting_pool : tensor or StartingPool
+            Candidate start images; required. A :class:`~advaudio.attacks.common.StartingPool` shared by
+            several calls is classified only once.
         stats : dict, optional
             Caller-owned; ``stats["queries"]`` is increased by the samples queried (also when the attack
             raises).
@@ -294,7 +310,7 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
         if starting_pool is None:
             raise ValueError("pia needs starting_pool=: candidate images to start from (e.g. the test split)")
         x0 = x0_ep.raw
-        pool = ep.astensor(starting_pool).raw.to(x0.device)
+        pool = starting_pool if isinstance(starting_pool, StartingPool) else StartingPool(ep.astensor(starting_pool).raw)
         oracle = TopKOracle(predict=lambda z: model(ep.astensor(z)).raw, k=self.k, chunk=self.chunk)
         try:
             x = self._attack(oracle, x0, pool, targets, epsilon, tuple(model.bounds))
@@ -320,9 +336,10 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
             xa, x0a, ta = x[active], x0[active], targets[active]
             b = len(active)
 
-            def objective(z: torch.Tensor) -> torch.Tensor:
+            def objective(z: torch.Tensor, first: int) -> torch.Tensor:
                 c, p = oracle(z)
-                return target_log_prob(c, p, ta.repeat_interleave(len(z) // b))
+                per_row = 2 * max(self.samples // 2, 1)
+                return target_log_prob(c, p, ta[first : first + len(z) // per_row].repeat_interleave(per_row))
 
             g = nes_gradient(objective=objective, x=xa, sigma=self.sigma, n_samples=self.samples, generator=gen)
             new_eps = torch.maximum(eps[active] - delta[active], torch.full_like(eps[active], goal))

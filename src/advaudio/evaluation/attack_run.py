@@ -29,7 +29,9 @@ from advaudio.config import PROFILES_DIR, Params, resolve_device
 from advaudio.errors import ConfigError, DataError
 from advaudio.evaluation.bound import effective_bound
 from advaudio.evaluation.metrics import attack_summary, curve_end, epsilon_grid, robustness_curve
+from advaudio.evaluation.memory import attack_batch_size
 from advaudio.evaluation.modes import MODES
+from advaudio.evaluation.precision import exact_float32
 from advaudio.evaluation.resume import RESUME_DIR, ResumeStore, fingerprint
 from advaudio.evaluation.sanity import run_sanity_checks
 from advaudio.models.checkpoint import load_checkpoint
@@ -74,7 +76,11 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     test_labels, class_names = test.y.numpy(), list(meta["class_names"])
     x_all = test.x.to(device)
     victims_path = root / "build/attacks/clean/victims.npz"
-    test_predictions = predict(model, x_all).argmax(dim=1).numpy()
+    batch = attack_batch_size(explicit=cfg.batch_size, model=model, input_shape=meta["input_shape"], device=device)
+    print(f"attack_{mode}: {batch} victims per batch "
+          f"({'attack.batch_size' if cfg.batch_size else 'sized from measured memory'})", flush=True)
+    with exact_float32():
+        test_predictions = predict(model, x_all, batch_size=batch).argmax(dim=1).numpy()
     if spec.draws_victims:
         preds = test_predictions
         rows, targets = select_victims(labels=test_labels, predictions=preds, n_victims=cfg.n_victims,
@@ -102,7 +108,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
                   f"{' (finished)' if saved.finished else ''}", flush=True)
         results[name] = budget_search(
             name=name, model=model, x=x, labels=y_t, targets=t_t, ladder=list(cfg.ladders[name]),
-            target_fooling_rate=cfg.target_fooling_rate, batch_size=cfg.batch_size, bound=bound,
+            target_fooling_rate=cfg.target_fooling_rate, batch_size=batch, bound=bound, amp=cfg.amp,
             starting_pool=x_all, seed=params.seed + 1000 * i, resume=saved, on_rung=store.save,
         )
         r = results[name]
@@ -125,7 +131,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     counts = {"gradient_calls", "forward_calls", "queries"}
     keys = sorted(k for k in set().union(*(set(m) for m in metrics.values())) - counts if "_ci_" not in k)
     metrics["mean"] = {k: float(np.mean([metrics[a][k] for a in results if k in metrics[a]])) for k in keys}
-    sanity = run_sanity_checks(model=model, x=x, labels=y_t, results=results, epsilons=grid,
+    sanity = run_sanity_checks(model=model, x=x, labels=y_t, results=results, epsilons=grid, batch_size=batch,
                                bounded=spec.bounded, bound=bound_l2, target_fooling_rate=cfg.target_fooling_rate)
     for check, ok in sanity.items():
         print(f"attack_{mode}: sanity {check}: {'pass' if ok else 'FAIL'}", flush=True)

@@ -21,9 +21,11 @@ import numpy as np
 import torch
 
 from advaudio.attacks import ATTACKS
+from advaudio.attacks.common import StartingPool
 from advaudio.errors import ConfigError
 from advaudio.evaluation.ball import project_l2
 from advaudio.evaluation.counting import CountingModule
+from advaudio.evaluation.precision import attack_autocast
 from advaudio.evaluation.verify import verify_adversarials
 
 
@@ -68,6 +70,7 @@ def budget_search(
     seed: int = 0,
     resume: BudgetResult | None = None,
     on_rung: Callable[[BudgetResult], None] | None = None,
+    amp: bool = False,
 ) -> BudgetResult:
     """Run attack ``name`` up its budget ladder on the victims ``x``.
 
@@ -100,6 +103,9 @@ def budget_search(
     on_rung : callable, optional
         Called with the state after every rung (``finished`` tells whether the search ends there), e.g. to
         save it.
+    amp : bool
+        Run the attacks under bf16 autocast on CUDA (:mod:`advaudio.evaluation.precision`); verification is
+        float32 either way.
 
     Raises
     ------
@@ -130,8 +136,6 @@ def budget_search(
             stats["queries"] = resume.queries
         raw = {"nonfinite": resume.raw_nonfinite, "out_of_range": resume.raw_out_of_range}
         fr_per_level, done_levels, elapsed = list(resume.fr_per_level), resume.level, resume.seconds
-    supplied = {"starting_pool": starting_pool, "stats": stats}
-    extra = {k: supplied[k] for k in cls.call_kwargs}
     start = time.perf_counter()
 
     def state(level: int, finished: bool) -> BudgetResult:
@@ -151,6 +155,9 @@ def budget_search(
         if bound is not None:
             rung = cls.bounded(dict(rung), bound=bound, n_features=d)
         attack, epsilon = _build(cls, name, rung, level, seed)
+        # the pool is classified once per rung, not once per batch
+        pool = StartingPool(starting_pool) if starting_pool is not None else None
+        extra = {k: {"starting_pool": pool, "stats": stats}[k] for k in cls.call_kwargs}
         todo = torch.nonzero(~success, as_tuple=True)[0]
         for i in range(0, len(todo), batch_size):
             idx = todo[i : i + batch_size]
@@ -158,11 +165,14 @@ def budget_search(
             xb = x[idx_d]
             classes = targets[idx_d] if cls.targeted else labels[idx_d]
             criterion = (fb.criteria.TargetedMisclassification if cls.targeted else fb.criteria.Misclassification)(classes)
-            if epsilon is None:
-                out = attack.run(fmodel, xb, criterion, **extra)
-            else:  # as foolbox's __call__ does for fixed-epsilon attacks
-                out = attack.distance.clip_perturbation(xb, attack.run(fmodel, xb, criterion, epsilon=epsilon, **extra),
-                                                        epsilon)
+            with attack_autocast(x.device, enabled=amp):
+                if epsilon is None:
+                    out = attack.run(fmodel, xb, criterion, **extra)
+                else:  # as foolbox's __call__ does for fixed-epsilon attacks
+                    out = attack.run(fmodel, xb, criterion, epsilon=epsilon, **extra)
+            out = out.float()
+            if epsilon is not None:
+                out = attack.distance.clip_perturbation(xb, out, epsilon)
             flat = out.detach().flatten(1)
             finite = torch.isfinite(flat).all(dim=1)
             raw["nonfinite"] += int((~finite).sum())

@@ -22,47 +22,61 @@ from advaudio.evaluation.metrics import l2_norms, robustness_curve
 from advaudio.evaluation.verify import verify_adversarials
 
 
-def eval_and_deterministic(*, model: torch.nn.Module, x: torch.Tensor) -> bool:
+def _batches(n: int, batch_size: int | None) -> list[slice]:
+    size = batch_size or max(n, 1)
+    return [slice(i, i + size) for i in range(0, n, size)]
+
+
+def eval_and_deterministic(*, model: torch.nn.Module, x: torch.Tensor, batch_size: int | None = None) -> bool:
     """Every module is in eval mode and two forward passes give identical logits."""
     if any(m.training for m in model.modules()):
         return False
     with torch.no_grad():
-        return bool(torch.equal(model(x), model(x)))
+        return all(bool(torch.equal(model(x[b]), model(x[b]))) for b in _batches(len(x), batch_size))
 
 
-def outputs_are_logits(*, model: torch.nn.Module, x: torch.Tensor) -> bool:
+def outputs_are_logits(*, model: torch.nn.Module, x: torch.Tensor, batch_size: int | None = None) -> bool:
     """The model returns logits, not probabilities (rows inside [0, 1] summing to 1 fail)."""
     with torch.no_grad():
-        out = model(x)
-    probs_like = bool((out >= 0).all() and (out <= 1).all() and torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-3))
+        out = torch.cat([model(x[b]) for b in _batches(len(x), batch_size)]).float()
+    probs_like = bool((out >= 0).all() and (out <= 1).all()
+                      and torch.allclose(out.sum(1), torch.ones(len(out), device=out.device), atol=1e-3))
     return not probs_like
 
 
-def nonzero_input_gradients(*, model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor) -> bool:
+def nonzero_input_gradients(*, model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                            batch_size: int | None = None) -> bool:
     """The cross-entropy has a non-zero, finite input gradient at every victim (no masked gradients)."""
-    xg = x.detach().clone().requires_grad_(True)
-    loss = F.cross_entropy(model(xg), labels, reduction="sum")
-    (g,) = torch.autograd.grad(loss, xg)
-    norms = g.flatten(1).norm(dim=1)
-    return bool(torch.isfinite(norms).all() and (norms > 0).all())
+    for b in _batches(len(x), batch_size):
+        xg = x[b].detach().clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(F.cross_entropy(model(xg), labels[b], reduction="sum"), xg)
+        norms = g.flatten(1).norm(dim=1)
+        if not bool(torch.isfinite(norms).all() and (norms > 0).all()):
+            return False
+    return True
 
 
 def fixed_epsilon_rates(
-    *, name: str, model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, epsilons: list[float], **kwargs
+    *, name: str, model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, epsilons: list[float],
+    batch_size: int | None = None, **kwargs
 ) -> list[float]:
-    """Untargeted verified fooling rate of a fixed-epsilon attack at each epsilon (fresh runs)."""
+    """Untargeted verified fooling rate of a fixed-epsilon attack at each epsilon (fresh runs, in batches)."""
     fmodel = fb.PyTorchModel(model, bounds=(0, 1), device=x.device)
     attack = ATTACKS.get(name)(**kwargs)
     rates = []
     for eps in epsilons:
-        _, clipped, _ = attack(fmodel, x, fb.criteria.Misclassification(labels), epsilons=eps)
-        ok, _ = verify_adversarials(model=model, x=x, adv=clipped, labels=labels, targets=None)
-        rates.append(float(ok.float().mean()))
+        fooled = 0
+        for b in _batches(len(x), batch_size):
+            _, clipped, _ = attack(fmodel, x[b], fb.criteria.Misclassification(labels[b]), epsilons=eps)
+            ok, _ = verify_adversarials(model=model, x=x[b], adv=clipped, labels=labels[b], targets=None)
+            fooled += int(ok.sum())
+        rates.append(fooled / max(len(x), 1))
     return rates
 
 
 def fresh_bim_and_fgsm_rates(
-    *, model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, l2_epsilons: list[float], steps: int = 10
+    *, model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor, l2_epsilons: list[float], steps: int = 10,
+    batch_size: int | None = None,
 ) -> tuple[list[float], list[float]]:
     """Untargeted verified fooling rates of L2 BIM-b and of FGSM at matching budgets (fresh runs).
 
@@ -71,9 +85,9 @@ def fresh_bim_and_fgsm_rates(
     """
     d = x[0].numel()
     bim = fixed_epsilon_rates(name="bim_b", model=model, x=x, labels=labels, epsilons=l2_epsilons, steps=steps,
-                              rel_stepsize=2.5 / steps)
+                              rel_stepsize=2.5 / steps, batch_size=batch_size)
     fgsm = fixed_epsilon_rates(name="fgsm", model=model, x=x, labels=labels,
-                               epsilons=[e / np.sqrt(d) for e in l2_epsilons])
+                               epsilons=[e / np.sqrt(d) for e in l2_epsilons], batch_size=batch_size)
     return bim, fgsm
 
 
@@ -141,6 +155,7 @@ def run_sanity_checks(
     bounded: bool,
     bound: float,
     target_fooling_rate: float,
+    batch_size: int | None = None,
 ) -> dict[str, int]:
     """Run every check that applies to the stage; return ``{check: 1 or 0}``.
 
@@ -150,12 +165,12 @@ def run_sanity_checks(
     """
     xn = x.cpu().numpy()
     checks: dict[str, bool] = {
-        "eval_deterministic": eval_and_deterministic(model=model, x=x),
-        "logits_not_probabilities": outputs_are_logits(model=model, x=x),
-        "nonzero_input_gradients": nonzero_input_gradients(model=model, x=x, labels=labels),
+        "eval_deterministic": eval_and_deterministic(model=model, x=x, batch_size=batch_size),
+        "logits_not_probabilities": outputs_are_logits(model=model, x=x, batch_size=batch_size),
+        "nonzero_input_gradients": nonzero_input_gradients(model=model, x=x, labels=labels, batch_size=batch_size),
     }
     grid = [float(epsilons[-1]) * f for f in (0.1, 0.25, 0.5)]
-    bim, fgsm = fresh_bim_and_fgsm_rates(model=model, x=x, labels=labels, l2_epsilons=grid)
+    bim, fgsm = fresh_bim_and_fgsm_rates(model=model, x=x, labels=labels, l2_epsilons=grid, batch_size=batch_size)
     checks["fr_nondecreasing_in_eps"] = nondecreasing(bim)
     checks["iterative_ge_fgsm"] = iterative_ge_fgsm(bim_rates=bim, fgsm_rates=fgsm)
     curves = {n: robustness_curve(l2=r.l2, success=r.success, epsilons=epsilons) for n, r in results.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from advaudio.evaluation.ball import within_bound
+from advaudio.evaluation.precision import exact_float32
 from advaudio.models.predict import predict
 
 
@@ -48,7 +49,8 @@ def verify_adversarials(
     l2 : torch.Tensor
         ``(N,)`` float64 ||adv - x||_2 on the CPU.
     """
-    pred = predict(model, adv).argmax(dim=1)
+    with exact_float32():
+        pred = predict(model, adv).argmax(dim=1)
     goal = (targets if targets is not None else labels).cpu()
     ok = pred == goal if targets is not None else pred != goal
     flat = adv.flatten(1)
