@@ -17,11 +17,17 @@ import torch.nn.functional as F
 from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import AttackInterface, check_bound, criterion_classes, is_adversarial, raw_model
+from advaudio.attacks.common import AttackInterface, rung_setting, check_bound, criterion_classes, is_adversarial, raw_model
 
 
 class _L2Bounded(AttackInterface):
     """Targeted white-box L2 fixed-epsilon attack: within a bound, the epsilon is capped at it."""
+
+
+    @classmethod
+    def max_calls(cls, rung: dict[str, Any], *, n_classes: int, n_features: int) -> tuple[int, int]:
+        """One gradient per step, and one forward to check the last iterate."""
+        return int(rung_setting(cls, rung, "steps")), 1
 
     targeted = True
     black_box = False

@@ -92,6 +92,12 @@ class AttackInterface:
         check_bound(bound, n_features)
         return dict(rung)
 
+    @classmethod
+    def max_calls(cls, rung: dict[str, Any], *, n_classes: int, n_features: int) -> tuple[int, int]:
+        """``(gradient evaluations, forward-only evaluations)`` one victim can cost on ``rung`` at most (the
+        planner's upper bound, :mod:`advaudio.plan`); attacks that stop early use less."""
+        raise NotImplementedError(f"{cls.__name__} does not declare its cost")
+
 
 def check_bound(bound: float, n_features: int) -> None:
     """Validate the arguments of :meth:`AttackInterface.bounded`.

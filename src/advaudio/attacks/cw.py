@@ -17,12 +17,18 @@ import foolbox as fb
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import AttackInterface
+from advaudio.attacks.common import AttackInterface, rung_setting
 
 
 @ATTACKS.register("cw")
 class CarliniWagner(AttackInterface, fb.attacks.L2CarliniWagnerAttack):
     """Targeted CW-L2 (foolbox) with ``c`` as the initial constant of the binary search."""
+
+
+    @classmethod
+    def max_calls(cls, rung: dict[str, Any], *, n_classes: int, n_features: int) -> tuple[int, int]:
+        """One gradient per Adam step of every binary-search step (abort_early stops sooner)."""
+        return int(rung_setting(cls, rung, "steps")) * int(rung_setting(cls, rung, "binary_search_steps")), 0
 
     targeted = True
     black_box = False

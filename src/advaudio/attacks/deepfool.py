@@ -6,10 +6,12 @@ likely classes (all classes by default) and steps to the nearest one, with ``ove
 
 from __future__ import annotations
 
+from typing import Any
+
 import foolbox as fb
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import AttackInterface
+from advaudio.attacks.common import AttackInterface, rung_setting
 
 
 @ATTACKS.register("deepfool")
@@ -27,6 +29,13 @@ class DeepFool(AttackInterface, fb.attacks.L2DeepFoolAttack):
     overshoot : float
         Relative step beyond the linearised boundary.
     """
+
+
+    @classmethod
+    def max_calls(cls, rung: dict[str, Any], *, n_classes: int, n_features: int) -> tuple[int, int]:
+        """Each step differentiates every candidate class (all of them by default)."""
+        candidates = rung_setting(cls, rung, "candidates") or n_classes
+        return int(rung_setting(cls, rung, "steps")) * min(int(candidates), n_classes), 0
 
     targeted = False
     black_box = False

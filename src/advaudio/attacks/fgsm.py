@@ -20,6 +20,12 @@ from advaudio.attacks.common import AttackInterface, check_bound
 class FGSM(AttackInterface, fb.attacks.LinfFastGradientAttack):
     """Untargeted one-step L-infinity FGSM (foolbox), no random start; the call's ``epsilon`` is the step."""
 
+
+    @classmethod
+    def max_calls(cls, rung: dict[str, Any], *, n_classes: int, n_features: int) -> tuple[int, int]:
+        """One gradient."""
+        return 1, 0
+
     targeted = False
     black_box = False
 

@@ -195,6 +195,12 @@ class JSMA(AttackInterface, fb.attacks.base.MinimizationAttack):
         On invalid settings (:func:`check_jsma_settings`).
     """
 
+
+    @classmethod
+    def max_calls(cls, rung: dict[str, Any], *, n_classes: int, n_features: int) -> tuple[int, int]:
+        """One forward-and-backward pass per iteration, at most ``max_iterations``."""
+        return int(rung_setting(cls, rung, "max_iterations")), 1
+
     distance = fb.distances.l0
     targeted = True
     black_box = False

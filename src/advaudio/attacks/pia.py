@@ -18,7 +18,7 @@ import foolbox as fb
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import AttackInterface, StartingPool, check_bound, targeted_run_inputs
+from advaudio.attacks.common import AttackInterface, rung_setting, StartingPool, check_bound, targeted_run_inputs
 
 NORMS = ("linf", "l2")
 
@@ -224,6 +224,14 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
     ValueError
         On an unknown ``norm``.
     """
+
+
+    @classmethod
+    def max_calls(cls, rung: dict[str, Any], *, n_classes: int, n_features: int) -> tuple[int, int]:
+        """No gradient; per step ``samples`` NES queries and ``lr_tries`` candidate queries (the starting
+        pool, queried once per rung, is counted by the planner)."""
+        steps, samples = int(rung_setting(cls, rung, "steps")), int(rung_setting(cls, rung, "samples"))
+        return 0, steps * (2 * max(samples // 2, 1) + int(rung_setting(cls, rung, "lr_tries")))
 
     distance = fb.distances.linf
     targeted = True
