@@ -124,3 +124,15 @@ def test_black_box_queries_equal_the_models_forward_samples():
     assert r.black_box and r.queries > 0 and r.queries == r.forward_calls and r.gradient_calls == 0
     assert blackbox_queries_only({"pia": r})
 
+
+
+def test_a_rung_repeating_an_earlier_one_is_not_run_again():
+    model = smooth_model()
+    x, y, t = victims(model, n=6)
+    # within a bound of 0.3 both rungs become epsilon 0.3 with 5 steps: the second would fail the same victims
+    ladder = [{"epsilon": 1.0, "steps": 5, "rel_stepsize": 0.25}, {"epsilon": 2.0, "steps": 5, "rel_stepsize": 0.25}]
+    both = run("bim_b", model, x, y, t, ladder=ladder, bound=0.3)
+    first = run("bim_b", model, x, y, t, ladder=ladder[:1], bound=0.3)
+    assert first.fooling_rate < 1 and both.level == 2 and both.fr_per_level == [first.fooling_rate] * 2
+    assert both.gradient_calls == first.gradient_calls  # the repeated rung cost nothing
+    np.testing.assert_array_equal(both.adv, first.adv)

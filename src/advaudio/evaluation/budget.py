@@ -149,11 +149,17 @@ def budget_search(
         )
 
     level = done_levels
-    for level, rung in enumerate(ladder, start=1):
+    forms = [cls.bounded(dict(r), bound=bound, n_features=d) if bound is not None else dict(r) for r in ladder]
+    for level, rung in enumerate(forms, start=1):
         if level <= done_levels:
             continue
-        if bound is not None:
-            rung = cls.bounded(dict(rung), bound=bound, n_features=d)
+        if _repeats_earlier_rung(cls, forms, level):
+            # a deterministic attack on the same settings fails the same victims again (bounded stages cap
+            # several rungs to the same epsilon): nothing to run
+            fr_per_level.append(fr_per_level[-1])
+            if on_rung is not None:
+                on_rung(state(level, finished=level == len(ladder)))
+            continue
         attack, epsilon = _build(cls, name, rung, level, seed)
         # the pool is classified once per rung, not once per batch
         pool = StartingPool(starting_pool) if starting_pool is not None else None
@@ -193,6 +199,11 @@ def budget_search(
         if reached:
             break
     return state(level, finished=True)
+
+
+def _repeats_earlier_rung(cls: type, forms: list[dict[str, Any]], level: int) -> bool:
+    """Rung ``level`` (1-based) is the same as an earlier one and the attack draws no random numbers."""
+    return not getattr(cls, "seeded", False) and forms[level - 1] in forms[: level - 1]
 
 
 def _check_resume(resume: BudgetResult, *, name: str, n: int, n_levels: int) -> None:
