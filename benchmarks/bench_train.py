@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tabulate import tabulate
 
 from advaudio.config import Params, resolve_device
+from advaudio.features.reader import TensorSplit
 from advaudio.models import MODELS, build_model
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.training.loop import fit
@@ -42,8 +43,8 @@ def plain_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, batc
 
 
 def project_loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, params: Params, device: str) -> float:
-    """Images/s of :func:`advaudio.training.loop.fit` (one epoch, no validation)."""
-    result = fit(model, x_train=x, y_train=y, x_val=None, y_val=None, config=params.train, seed=0, device=device,
+    """Images/s of :func:`advaudio.training.loop.fit` (one epoch, no validation) on a split held in memory."""
+    result = fit(model, train=TensorSplit(x=x, y=y), val=None, config=params.train, seed=0, device=device,
                  epochs=1, progress=False)
     return result.images_per_second
 

@@ -15,7 +15,7 @@ from advaudio.io import write_json
 from advaudio.models.checkpoint import load_checkpoint, save_checkpoint
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import stage_summary
-from advaudio.features.store import load_features
+from advaudio.features.store import open_features
 from advaudio.training.fgsm_retrain import fgsm_retrain
 
 
@@ -27,7 +27,7 @@ def main() -> int:
     reexec_with_tcmalloc()
     try:
         params = load_params("params.yaml")
-        features = load_features("build/features")
+        features = open_features("build/features")
         clean_model, clean_config = load_checkpoint("build/model/model.pt", device=resolve_device(params.device))
     except (ConfigError, DataError) as exc:
         print(f"{stage}: {exc}", file=sys.stderr)

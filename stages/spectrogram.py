@@ -1,7 +1,8 @@
-"""Stage `spectrogram`: build/audio -> build/features (one 2D representation per clip, scaled to [0, 1]).
+"""Stage `spectrogram`: build/audio -> build/features (each clip's representation at native resolution,
+scaled to [0, 1], in float16 shards; resized to the model's input size when read).
 
 Reads ``dataset``, ``representation`` and ``spectrogram`` from params.yaml. The [0, 1] scaling constants
-come from the training split only and are stored in ``meta.json``.
+come from the training split only and are stored in ``meta.json`` (docs/ARCHITECTURE.md "Features").
 """
 
 import argparse

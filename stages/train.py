@@ -18,7 +18,7 @@ from advaudio.io import write_json, write_text
 from advaudio.models.checkpoint import save_checkpoint
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import stage_summary
-from advaudio.features.store import load_features
+from advaudio.features.store import open_features
 from advaudio.training.run import can_resume, train_victim
 
 RESUME_DIR = "build/train_resume"
@@ -28,7 +28,7 @@ def main() -> int:
     reexec_with_tcmalloc()
     try:
         params = load_params("params.yaml")
-        features = load_features("build/features")
+        features = open_features("build/features")
     except (ConfigError, DataError) as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 2

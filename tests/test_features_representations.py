@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from advaudio.config import SpectrogramConfig
-from advaudio.errors import ConfigError
-from advaudio.features.representations import REPRESENTATIONS, n_rows
+from advaudio.errors import ConfigError, DataError
+from advaudio.features.representations import REPRESENTATIONS, n_rows, target_shapes
 from advaudio.features.resize import resize
-from advaudio.features.scaling import apply_scaling, fit_scaling
+from advaudio.features.scaling import fit_block, sample_step, scale_block
 from advaudio.features.stft import power_db, stft_power
 from advaudio.features.tonnetz import tonnetz
 
@@ -47,21 +47,27 @@ CONFIG = SpectrogramConfig(height=20, width=10, tonnetz_height=5, dwt_scales=32,
 
 
 @pytest.mark.parametrize("name", REPRESENTATIONS.names())
-def test_every_representation_is_finite_and_scales_into_unit_range(name, rng):
+def test_every_representation_is_finite_has_its_predicted_shape_and_scales_into_unit_range(name, rng):
+    rep = REPRESENTATIONS.get(name)
     clips = [tone(700.0), 0.2 * rng.standard_normal(SR).astype(np.float32), tone(3000.0, amp=0.05)]
-    out = np.stack([REPRESENTATIONS.get(name)(y=y, sample_rate=SR, dwt_sample_rate=16000, config=CONFIG)
-                    for y in clips])[:, None]
-    rows = n_rows(name=name, config=CONFIG)
-    assert out.shape == (3, 1, rows, CONFIG.width) and out.dtype == np.float32
-    assert np.all(np.isfinite(out))
-    scaling = fit_scaling(features=out, spectrogram_rows=CONFIG.height, percentile=0.5)
-    apply_scaling(features=out, scaling=scaling)
-    assert out.min() >= 0.0 and out.max() <= 1.0 and out.max() > out.min()
+    for sample_rate, y in ((SR, clips[0]), (44100, np.repeat(clips[0], 2)), (16000, clips[0][:16000])):
+        shapes = rep.native_shapes(n_samples=len(y), sample_rate=sample_rate, dwt_sample_rate=8000, config=CONFIG)
+        for block in rep.blocks:
+            out = rep.compute(block, y=y, sample_rate=sample_rate, dwt_sample_rate=8000, config=CONFIG)
+            assert out.shape == shapes[block], (block, sample_rate)
+    assert n_rows(name=name, config=CONFIG) == sum(h for h, _ in target_shapes(name=name, config=CONFIG).values())
+    for block in rep.blocks:
+        out = np.stack([rep.compute(block, y=y, sample_rate=SR, dwt_sample_rate=16000, config=CONFIG) for y in clips])
+        assert out.dtype == np.float32 and np.all(np.isfinite(out))
+        lo, hi = fit_block(values=out, percentile=0.5, block=block)
+        scaled = scale_block(values=out, lo=lo, hi=hi)
+        assert scaled.dtype == np.float16 and scaled.min() >= 0.0 and scaled.max() <= 1.0 and np.ptp(scaled) > 0
 
 
 @pytest.mark.parametrize("name", ["stft", "dwt"])
 def test_row_zero_is_the_lowest_frequency(name):
-    low, high = (REPRESENTATIONS.get(name)(y=tone(f), sample_rate=SR, dwt_sample_rate=16000, config=CONFIG)
+    rep = REPRESENTATIONS.get(name)
+    low, high = (rep.compute("spectrogram", y=tone(f), sample_rate=SR, dwt_sample_rate=16000, config=CONFIG)
                  for f in (150.0, 5000.0))
     assert np.argmax(low.mean(axis=1)) < np.argmax(high.mean(axis=1))
 
@@ -71,13 +77,18 @@ def test_unknown_representation_lists_the_allowed():
         REPRESENTATIONS.get("mel")
 
 
-def test_scaling_blocks_are_separate():
-    x = np.zeros((4, 1, 6, 3), np.float32)
-    x[:, :, :4] = np.linspace(-80, 0, 4)[:, None, None, None]
-    x[:, :, 4:] = np.linspace(-0.5, 0.5, 4)[:, None, None, None]
-    scaling = fit_scaling(features=x, spectrogram_rows=4, percentile=0.0)
-    assert (scaling["lo"], scaling["hi"]) == (-80.0, 0.0)
-    assert (scaling["tonnetz_lo"], scaling["tonnetz_hi"]) == (-0.5, 0.5)
-    apply_scaling(features=x, scaling=scaling)
-    np.testing.assert_allclose(x[:, 0, 0, 0], [0, 1 / 3, 2 / 3, 1], atol=1e-6)
-    np.testing.assert_allclose(x[:, 0, 5, 0], [0, 1 / 3, 2 / 3, 1], atol=1e-6)
+def test_scaling_maps_the_percentiles_to_0_and_1_and_clips():
+    values = np.linspace(-80, 0, 4, dtype=np.float32)[:, None, None] * np.ones((4, 5, 3), np.float32)
+    assert fit_block(values=values, percentile=0.0, block="spectrogram") == (-80.0, 0.0)
+    scaled = scale_block(values=values, lo=-80.0, hi=0.0)
+    np.testing.assert_allclose(scaled[:, 0, 0], [0, 1 / 3, 2 / 3, 1], atol=5e-4)  # float16
+    assert scale_block(values=np.array([-100.0, 10.0]), lo=-80.0, hi=0.0).tolist() == [0.0, 1.0]
+    with pytest.raises(DataError, match="tonnetz features are constant"):
+        fit_block(values=np.zeros(10), percentile=0.5, block="tonnetz")
+    with pytest.raises(DataError, match="spectrogram features hold NaN"):
+        fit_block(values=np.array([0.0, np.nan]), percentile=0.5, block="spectrogram")
+
+
+def test_percentile_sample_strides_over_clips_above_the_cap():
+    assert sample_step(n_clips=100, values_per_clip=1000) == 1
+    assert sample_step(n_clips=7000, values_per_clip=1025 * 216) == 7000 * 1025 * 216 // (1 << 24)

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 
 from advaudio.config import SpectrogramConfig
 from advaudio.errors import ConfigError, DataError
 from advaudio.features.extract import build_features
 from advaudio.features.inputs import INDEX_COLUMNS
+from advaudio.features.store import open_features
 
 SR = 22050
 CLASSES = ["tone", "noise"]
@@ -56,16 +58,28 @@ def test_stage_outputs_follow_the_contract(tmp_path, rng, representation):
     assert meta["class_names"] == CLASSES and meta["dataset"] == "synth"
     assert meta["scaling"]["hi"] > meta["scaling"]["lo"]
     assert ("tonnetz_lo" in meta["scaling"]) == representation.endswith("tonnetz")
+    n_frames = {"stft": 1 + int(SR * 0.5) // 512, "dwt_tonnetz": 4000 // 256 - 1}[representation]
+    native = {"spectrogram": [1025 if representation == "stft" else CONFIG.dwt_scales, n_frames]}
+    if representation.endswith("tonnetz"):
+        native["tonnetz"] = [6, 1 + int(SR * 0.5) // 512]
+    storage = meta["storage"]
+    assert storage["dtype"] == "float16"
+    assert {b["name"]: b["shape"] for b in storage["blocks"]} == native
+    readers = open_features(out)
     for split, n in (("train", 6), ("test", 4)):
-        x = np.load(out / f"{split}.npy", mmap_mode="r")
-        assert x.dtype == np.float32 and x.shape == (n, 1, rows, CONFIG.width)
-        assert np.all(np.isfinite(x)) and x.min() >= 0.0 and x.max() <= 1.0
+        for block, shape in native.items():
+            stored = np.load(out / split / f"{block}-00000.npy", mmap_mode="r")
+            assert stored.dtype == np.float16 and stored.shape == (n, *shape)
+            assert np.all(np.isfinite(stored)) and stored.min() >= 0.0 and stored.max() <= 1.0
+        x = getattr(readers, split).load()
+        assert x.dtype == torch.float32 and x.shape == (n, 1, rows, CONFIG.width)
+        assert torch.isfinite(x).all() and x.min() >= 0.0 and x.max() <= 1.0
         with open(out / f"{split}.csv", newline="") as fh:
             index = list(csv.DictReader(fh))
         assert [r["split"] for r in index] == [split] * n
         assert list(index[0]) == list(INDEX_COLUMNS)
     assert (result.n_train, result.n_test) == (6, 4)
-    assert not list(out.glob("*.tmp")), "temporary files left behind"
+    assert not list(out.rglob("*.tmp")), "temporary files left behind"
 
 
 def test_scaling_constants_come_from_train_only(tmp_path, rng):
@@ -74,8 +88,8 @@ def test_scaling_constants_come_from_train_only(tmp_path, rng):
     scaled = [build_features(audio_dir=tmp_path / k, out_dir=tmp_path / f"f{k}", representation="stft",
                              config=CONFIG).scaling for k in ("a", "b")]
     assert scaled[0] == scaled[1]
-    train = [np.load(tmp_path / f"f{k}" / "train.npy") for k in ("a", "b")]
-    test = [np.load(tmp_path / f"f{k}" / "test.npy") for k in ("a", "b")]
+    train = [np.load(tmp_path / f"f{k}" / "train" / "spectrogram-00000.npy") for k in ("a", "b")]
+    test = [np.load(tmp_path / f"f{k}" / "test" / "spectrogram-00000.npy").astype(np.float32) for k in ("a", "b")]
     np.testing.assert_array_equal(train[0], train[1])
     assert test[1].mean() > test[0].mean()  # louder test clips, same constants -> brighter
 
@@ -120,7 +134,7 @@ def test_stage_script_with_worker_pool(tmp_path, rng):
     )
     assert proc.returncode == 0, proc.stderr
     assert "spectrogram: 10 clips in" in proc.stdout
-    x = np.load(tmp_path / "features" / "train.npy")
+    x = open_features(tmp_path / "features").train.load()
     assert x.shape == (6, 1, 16, 12) and 0.0 <= x.min() and x.max() <= 1.0
 
 
@@ -144,7 +158,8 @@ def test_rebuilt_features_are_byte_identical(tmp_path, rng):
     for out in ("a", "b"):
         build_features(audio_dir=tmp_path / "audio", out_dir=tmp_path / out, representation="dwt_tonnetz",
                        config=CONFIG, dataset="synth")
-    names = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert names == sorted(p.name for p in (tmp_path / "b").iterdir())
+    names = sorted(str(p.relative_to(tmp_path / "a")) for p in (tmp_path / "a").rglob("*") if p.is_file())
+    assert names == sorted(str(p.relative_to(tmp_path / "b")) for p in (tmp_path / "b").rglob("*") if p.is_file())
+    assert "train/tonnetz-00000.npy" in names
     for name in names:
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -8,7 +8,7 @@ import torch
 
 from advaudio.config import params_from_dict
 from advaudio.errors import ConfigError, DataError
-from advaudio.features.store import load_features
+from advaudio.features.store import load_features, open_features
 from advaudio.training.data import train_val_rows
 from advaudio.training.fake_features import write_fake_features
 from advaudio.training.run import train_victim
@@ -20,7 +20,7 @@ TRAIN_KEYS = {"test_accuracy", "macro_f1", "val_accuracy_mean", "val_accuracy_st
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """4 classes, 16x16, 4 folds (fold 1 = test), 2 augmentations."""
-    return load_features(write_fake_features(tmp_path_factory.mktemp("features"), sources_per_class=16))
+    return open_features(write_fake_features(tmp_path_factory.mktemp("features"), sources_per_class=16))
 
 
 def _params(**train):
@@ -33,7 +33,7 @@ def test_validation_fold_is_never_trained_on(tiny):
     assert set(tiny.train.fold[val_rows]) == {2}
     assert tiny.train.original[val_rows].all()
     assert not np.isin(train_rows, np.flatnonzero(tiny.train.fold == 2)).any()
-    assert len(train_rows) + (tiny.train.fold == 2).sum() == len(tiny.train.x)
+    assert len(train_rows) + (tiny.train.fold == 2).sum() == len(tiny.train)
     with pytest.raises(ConfigError, match=r"train.val_fold = 1 .*choose from \[2, 3, 4\]"):
         train_val_rows(tiny.train, val_fold=1)
 
@@ -45,7 +45,7 @@ def test_tiny_separable_problem_reaches_high_accuracy(tiny):
     assert TRAIN_KEYS <= set(m)
     assert all(isinstance(v, (int, float)) and np.isfinite(v) for v in m.values())
     assert m["test_accuracy"] >= 0.9
-    assert m["n_train"] == len(tiny.train.x) and m["n_test"] == len(tiny.test.x)
+    assert m["n_train"] == len(tiny.train) and m["n_test"] == len(tiny.test)
     assert outcome.config["class_names"] == tiny.class_names
     assert json.loads(json.dumps(outcome.config)) == outcome.config
 
@@ -103,6 +103,9 @@ def test_bad_feature_files_are_named(tmp_path):
     with pytest.raises(DataError, match="meta.json"):
         load_features(tmp_path)
     write_fake_features(tmp_path, sources_per_class=2)
-    np.save(tmp_path / "test.npy", np.zeros((3, 1, 8, 8), dtype=np.float32))
-    with pytest.raises(DataError, match=r"test.npy.*expected float32 \(N, 1, 16, 16\)"):
+    np.save(tmp_path / "test" / "spectrogram-00000.npy", np.zeros((3, 8, 8), dtype=np.float32))
+    with pytest.raises(DataError, match=r"spectrogram-00000.npy.*expected float16 \(2, 16, 16\)"):
         load_features(tmp_path)
+    (tmp_path / "test" / "spectrogram-00000.npy").unlink()
+    with pytest.raises(DataError, match=r"spectrogram-00000.npy' not found"):
+        open_features(tmp_path)

@@ -12,7 +12,7 @@ import pytest
 
 from advaudio.config import Params, params_from_dict
 from advaudio.models import MODELS
-from advaudio.features.store import load_features
+from advaudio.features.store import open_features
 from advaudio.training.fake_features import write_fake_features
 from advaudio.training.run import train_victim
 
@@ -33,7 +33,7 @@ def synth_sized(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MODELS.names())
 def test_every_model_trains_one_epoch_at_the_default_size(synth_sized, name):
-    features = load_features(synth_sized)
+    features = open_features(synth_sized)
     params = params_from_dict({"model": name, "train": {"epochs": 1}})
     m = train_victim(params=params, features=features, progress=False).metrics
     assert m["epochs"] == 1 and 0.0 <= m["test_accuracy"] <= 1.0

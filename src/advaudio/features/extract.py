@@ -1,14 +1,21 @@
-"""The spectrogram stage's logic: audio clips -> scaled 2D representations per split.
+"""The spectrogram stage's logic: audio clips -> scaled native-resolution blocks per split.
 
-Writes ``{train,test}.npy`` (float32 (N, 1, H', W) in [0, 1]), ``{train,test}.csv`` (the index rows of
-``index.csv`` for that split, aligned with the arrays; ``row`` keeps the clip's row in ``clips.npy``) and
-``meta.json`` into the output folder, each atomically.
+Writes float16 shards (:mod:`advaudio.features.shards`: ``<split>/<block>-XXXXX.npy``, each block at its
+native resolution, scaled to [0, 1] with training-split constants), ``{train,test}.csv`` (the index rows
+of ``index.csv`` for that split, aligned with the shards; ``row`` keeps the clip's row in ``clips.npy``)
+and, last, ``meta.json``; each file atomically. ``meta.json`` is removed first, so a folder left by an
+interrupted run is refused by the reader until a run completes.
+
+Two passes over the training clips keep memory bounded: the first computes only the clips that enter the
+percentile estimate (every ``step``-th, :func:`~advaudio.features.scaling.sample_step`) and keeps them;
+the second computes the others and writes the shards, reusing the kept ones, so no clip is computed twice.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from tqdm import tqdm
@@ -16,10 +23,11 @@ from tqdm import tqdm
 from advaudio.config import SpectrogramConfig
 from advaudio.errors import DataError
 from advaudio.features.inputs import SPLITS, read_audio_inputs, write_index
-from advaudio.features.representations import REPRESENTATIONS, n_rows
-from advaudio.features.scaling import apply_scaling, fit_scaling
+from advaudio.features.representations import REPRESENTATIONS, n_rows, target_shapes
+from advaudio.features.scaling import KEY_PREFIX, fit_block, sample_step, scale_block
+from advaudio.features.shards import CLIPS_PER_SHARD, SplitWriter, storage_meta
 from advaudio.features.workers import feature_pool
-from advaudio.io import atomic_path, write_json
+from advaudio.io import write_json
 
 CHUNK = 8  # clips per worker task
 
@@ -27,7 +35,8 @@ CHUNK = 8  # clips per worker task
 @dataclass(frozen=True)
 class _Task:
     clips_path: str
-    rows: tuple[int, ...]
+    rows: tuple[int, ...]  # rows of clips.npy
+    blocks: tuple[tuple[str, ...], ...]  # blocks to compute, per row
     representation: str
     sample_rate: int
     dwt_sample_rate: int
@@ -36,7 +45,7 @@ class _Task:
 
 @dataclass(frozen=True)
 class FeatureResult:
-    """What :func:`build_features` wrote: clip counts, the input shape and the scaling constants."""
+    """What :func:`build_features` wrote: clip counts, the model input shape and the scaling constants."""
 
     n_train: int
     n_test: int
@@ -44,19 +53,15 @@ class FeatureResult:
     scaling: dict
 
 
-def _compute_task(task: _Task) -> np.ndarray:
+def _compute_task(task: _Task) -> list[dict[str, np.ndarray]]:
     clips = np.load(task.clips_path, mmap_mode="r")
-    represent = REPRESENTATIONS.get(task.representation)
-    out = [
-        represent(
-            y=np.asarray(clips[r], dtype=np.float32),
-            sample_rate=task.sample_rate,
-            dwt_sample_rate=task.dwt_sample_rate,
-            config=task.config,
-        )
-        for r in task.rows
-    ]
-    return np.stack(out)  # (n, H', W)
+    rep = REPRESENTATIONS.get(task.representation)
+    out = []
+    for r, blocks in zip(task.rows, task.blocks):
+        y = np.asarray(clips[r], dtype=np.float32)
+        out.append({b: rep.compute(b, y=y, sample_rate=task.sample_rate, dwt_sample_rate=task.dwt_sample_rate,
+                                   config=task.config) for b in blocks})
+    return out
 
 
 def build_features(
@@ -66,6 +71,7 @@ def build_features(
     representation: str,
     config: SpectrogramConfig,
     dataset: str | None = None,
+    clips_per_shard: int = CLIPS_PER_SHARD,
 ) -> FeatureResult:
     """Compute, scale and write the features of both splits.
 
@@ -74,13 +80,15 @@ def build_features(
     audio_dir : str or Path
         The augment stage's folder (``clips.npy``, ``index.csv``, ``info.json``).
     out_dir : str or Path
-        Where ``{train,test}.npy``, ``{train,test}.csv`` and ``meta.json`` go.
+        Where the shards, ``{train,test}.csv`` and ``meta.json`` go.
     representation : str
         A name in :data:`~advaudio.features.representations.REPRESENTATIONS`.
     config : SpectrogramConfig
         Sizes, transform settings, percentile and ``workers``.
     dataset : str, optional
         The configured dataset; if given it must match ``info.json`` (else the audio folder is stale).
+    clips_per_shard : int
+        Clips per shard file (:mod:`advaudio.features.shards`).
 
     Raises
     ------
@@ -89,7 +97,7 @@ def build_features(
     DataError
         Bad or inconsistent inputs (message names the file), an empty training split, non-finite features.
     """
-    REPRESENTATIONS.get(representation)
+    rep = REPRESENTATIONS.get(representation)
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     inputs = read_audio_inputs(audio_dir=audio_dir)
     info = inputs.info
@@ -97,47 +105,68 @@ def build_features(
         raise DataError(
             f"{audio_dir / 'info.json'}: dataset {info['dataset']!r} but params say {dataset!r}; rerun augment"
         )
-    shape = (1, n_rows(name=representation, config=config), config.width)
+    sample_rate, dwt_sample_rate = int(info["sample_rate"]), int(info["dwt_sample_rate"])
+    shapes = rep.native_shapes(n_samples=inputs.clips.shape[1], sample_rate=sample_rate,
+                               dwt_sample_rate=dwt_sample_rate, config=config)
     rows = {split: inputs.split_rows(split) for split in SPLITS}
-    with atomic_path(out_dir / "train.npy") as train_tmp, atomic_path(out_dir / "test.npy") as test_tmp:
-        arrays = {
-            split: np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(rows[split]), *shape))
-            for split, tmp in zip(SPLITS, (train_tmp, test_tmp))
-        }
-        with feature_pool(workers=config.workers) as pool:
-            for split in SPLITS:
-                tasks = [
-                    _Task(
-                        clips_path=str(audio_dir / "clips.npy"),
-                        rows=tuple(int(r) for r in rows[split][i : i + CHUNK]),
-                        representation=representation,
-                        sample_rate=int(info["sample_rate"]),
-                        dwt_sample_rate=int(info["dwt_sample_rate"]),
-                        config=config,
-                    )
-                    for i in range(0, len(rows[split]), CHUNK)
-                ]
-                done = 0
-                bar = tqdm(total=len(rows[split]), desc=f"{representation} {split}", unit="clip", disable=None)
-                for block in pool.imap(_compute_task, tasks):
-                    arrays[split][done : done + len(block), 0] = block
-                    done += len(block)
-                    bar.update(len(block))
-                bar.close()
+    if len(rows["train"]) == 0:
+        raise DataError(f"{audio_dir / 'index.csv'}: the training split is empty; cannot fit the scaling")
+    (out_dir / "meta.json").unlink(missing_ok=True)
+    clips_path = audio_dir / "clips.npy"
+
+    def tasks(split: str, wanted: list[tuple[str, ...]]) -> Iterator[_Task]:
+        for i in range(0, len(rows[split]), CHUNK):
+            yield _Task(clips_path=str(clips_path), rows=tuple(int(r) for r in rows[split][i : i + CHUNK]),
+                        blocks=tuple(wanted[i : i + CHUNK]), representation=representation,
+                        sample_rate=sample_rate, dwt_sample_rate=dwt_sample_rate, config=config)
+
+    def computed(split: str, wanted: list[tuple[str, ...]], pool, desc: str) -> Iterator[dict[str, np.ndarray]]:
+        bar = tqdm(total=len(rows[split]), desc=desc, unit="clip", disable=None)
+        position = 0
+        for result in pool.imap(_compute_task, tasks(split, wanted)):
+            for blocks in result:
+                for name, block in blocks.items():
+                    if block.shape != shapes[name]:
+                        raise DataError(f"{clips_path}: row {rows[split][position]}: {name} block of shape "
+                                        f"{block.shape}, expected {shapes[name]} for this clip length")
+                    if not np.all(np.isfinite(block)):
+                        raise DataError(f"{clips_path}: row {rows[split][position]}: {split} {name} features "
+                                        "hold NaN or inf")
+                yield blocks
+                position += 1
+            bar.update(len(result))
+        bar.close()
+
+    n_train = len(rows["train"])
+    steps = {name: sample_step(n_clips=n_train, values_per_clip=int(np.prod(shape))) for name, shape in shapes.items()}
+    in_sample = [tuple(name for name in shapes if i % steps[name] == 0) for i in range(n_train)]
+    scaling: dict[str, float] = {"spectrogram_rows": config.height}
+    with feature_pool(workers=config.workers) as pool:
+        kept = list(computed("train", in_sample, pool, f"{representation} scaling sample"))
+        for name in shapes:
+            values = [blocks[name] for blocks in kept if name in blocks]
+            lo, hi = fit_block(values=np.concatenate([v.ravel() for v in values]),
+                               percentile=config.scale_percentile, block=name)
+            scaling[KEY_PREFIX[name] + "lo"], scaling[KEY_PREFIX[name] + "hi"] = lo, hi
+        written = {}
         for split in SPLITS:
-            if not np.all(np.isfinite(arrays[split])):
-                raise DataError(f"{audio_dir / 'clips.npy'}: {split} features hold NaN or inf")
-        scaling = fit_scaling(
-            features=arrays["train"], spectrogram_rows=config.height, percentile=config.scale_percentile
-        )
-        for split in SPLITS:
-            apply_scaling(features=arrays[split], scaling=scaling)
-            arrays[split].flush()
-        del arrays
+            writer = SplitWriter(out_dir, split=split, shapes=shapes, clips_per_shard=clips_per_shard)
+            if split == "train":
+                wanted = [tuple(name for name in shapes if name not in have) for have in in_sample]
+            else:
+                wanted = [tuple(shapes)] * len(rows[split])
+            for i, fresh in enumerate(computed(split, wanted, pool, f"{representation} {split}")):
+                blocks = {**kept[i], **fresh} if split == "train" else fresh
+                if split == "train":
+                    kept[i] = {}  # free the kept clip once written
+                writer.add({name: scale_block(values=blocks[name], lo=scaling[KEY_PREFIX[name] + "lo"],
+                                              hi=scaling[KEY_PREFIX[name] + "hi"]) for name in shapes})
+            written[split] = writer.close()
     for split in SPLITS:
         write_index(
             path=out_dir / f"{split}.csv", columns=inputs.columns, rows=[inputs.index[i] for i in rows[split]]
         )
+    shape = (1, n_rows(name=representation, config=config), config.width)
     class_names = list(info["class_names"])
     write_json(
         out_dir / "meta.json",
@@ -148,8 +177,8 @@ def build_features(
             "n_classes": len(class_names),
             "input_shape": list(shape),
             "scaling": scaling,
+            "storage": storage_meta(blocks=shapes, targets=target_shapes(name=representation, config=config),
+                                    splits=written, clips_per_shard=clips_per_shard),
         },
     )
-    return FeatureResult(
-        n_train=len(rows["train"]), n_test=len(rows["test"]), input_shape=shape, scaling=scaling
-    )
+    return FeatureResult(n_train=n_train, n_test=len(rows["test"]), input_shape=shape, scaling=scaling)

@@ -1,9 +1,10 @@
-"""[0, 1] scaling with constants fitted on the training split only.
+"""[0, 1] scaling with constants fitted on the training split only, block by block, at native resolution.
 
-The spectrogram rows (dB) and the tonnetz rows (natural range [-1, 1]) are separate blocks with their own
-constants: the ``scale_percentile``-th and ``(100 - scale_percentile)``-th percentiles of that block's
-training values map to 0 and 1, and values outside are clipped. Percentiles rather than min/max, so one
-extreme clip does not squeeze every other clip into a narrow band.
+The spectrogram block (dB) and the tonnetz block (natural range [-1, 1]) have their own constants: the
+``scale_percentile``-th and ``(100 - scale_percentile)``-th percentiles of that block's native training
+values map to 0 and 1, and values outside are clipped. Percentiles rather than min/max, so one extreme clip
+does not squeeze every other clip into a narrow band. The constants go into ``meta.json`` as ``lo``/``hi``
+(spectrogram) and ``tonnetz_lo``/``tonnetz_hi``.
 """
 
 from __future__ import annotations
@@ -12,56 +13,37 @@ import numpy as np
 
 from advaudio.errors import DataError
 
-MAX_PERCENTILE_SAMPLES = 1 << 24  # values used to estimate a percentile; larger blocks are strided
+MAX_PERCENTILE_SAMPLES = 1 << 24  # values used to estimate a percentile; more clips are strided
+KEY_PREFIX = {"spectrogram": "", "tonnetz": "tonnetz_"}  # block -> prefix of its keys in the scaling dict
 
 
-def fit_scaling(*, features: np.ndarray, spectrogram_rows: int, percentile: float) -> dict[str, float]:
-    """Scaling constants from (training) features of shape (N, 1, H', W).
+def sample_step(*, n_clips: int, values_per_clip: int) -> int:
+    """Stride over training clips for the percentile estimate: every ``step``-th clip (0, step, 2 step, ...)
+    contributes all its values, so at most about :data:`MAX_PERCENTILE_SAMPLES` values are used."""
+    return max(1, (n_clips * values_per_clip) // MAX_PERCENTILE_SAMPLES)
 
-    Returns
-    -------
-    dict
-        ``lo``, ``hi`` for rows ``[0, spectrogram_rows)``; when H' > spectrogram_rows also ``tonnetz_lo``,
-        ``tonnetz_hi`` for the rows below, and always ``spectrogram_rows``.
+
+def fit_block(*, values: np.ndarray, percentile: float, block: str) -> tuple[float, float]:
+    """``(lo, hi)``: the ``percentile``-th and ``(100 - percentile)``-th percentiles of ``values``.
 
     Raises
     ------
     DataError
-        If the features are empty, not finite, or a block is constant (nothing to scale).
+        If ``values`` is empty, holds NaN or inf, or is constant (nothing to scale); names ``block``.
     """
-    if features.shape[0] == 0:
-        raise DataError("the training split is empty; cannot fit the [0, 1] scaling constants")
-    scaling: dict[str, float] = {"spectrogram_rows": spectrogram_rows}
-    blocks = {"": (0, spectrogram_rows)}
-    if features.shape[2] > spectrogram_rows:
-        blocks["tonnetz_"] = (spectrogram_rows, features.shape[2])
-    for prefix, (start, stop) in blocks.items():
-        values = _sample(features[:, :, start:stop, :])
-        if not np.all(np.isfinite(values)):
-            raise DataError("training features hold NaN or inf; cannot fit the scaling constants")
-        lo, hi = np.percentile(values, [percentile, 100.0 - percentile])
-        if not hi > lo:
-            raise DataError(f"training features of rows [{start}, {stop}) are constant ({lo}); cannot scale")
-        scaling[prefix + "lo"] = float(lo)
-        scaling[prefix + "hi"] = float(hi)
-    return scaling
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size == 0:
+        raise DataError(f"the training split is empty; cannot fit the [0, 1] scaling of the {block} block")
+    if not np.all(np.isfinite(values)):
+        raise DataError(f"training {block} features hold NaN or inf; cannot fit the scaling constants")
+    lo, hi = np.percentile(values, [percentile, 100.0 - percentile])
+    if not hi > lo:
+        raise DataError(f"training {block} features are constant ({lo}); cannot scale")
+    return float(lo), float(hi)
 
 
-def apply_scaling(*, features: np.ndarray, scaling: dict[str, float], chunk: int = 256) -> None:
-    """Scale (N, 1, H', W) features to [0, 1] in place (works on a writable memmap), chunk by chunk."""
-    rows = int(scaling["spectrogram_rows"])
-    blocks = [(0, rows, scaling["lo"], scaling["hi"])]
-    if "tonnetz_lo" in scaling:
-        blocks.append((rows, features.shape[2], scaling["tonnetz_lo"], scaling["tonnetz_hi"]))
-    for begin in range(0, features.shape[0], chunk):
-        part = features[begin : begin + chunk]
-        for start, stop, lo, hi in blocks:
-            block = part[:, :, start:stop, :]
-            np.clip((block - lo) / (hi - lo), 0.0, 1.0, out=block)
-
-
-def _sample(block: np.ndarray) -> np.ndarray:
-    """All values of ``block``, or an evenly strided subset when there are too many (deterministic)."""
-    n_per_item = int(np.prod(block.shape[1:]))
-    step = max(1, (block.shape[0] * n_per_item) // MAX_PERCENTILE_SAMPLES)
-    return np.asarray(block[::step], dtype=np.float64).ravel()
+def scale_block(*, values: np.ndarray, lo: float, hi: float, dtype: type = np.float16) -> np.ndarray:
+    """``clip((values - lo) / (hi - lo), 0, 1)`` computed in float32, returned as ``dtype``."""
+    out = (np.asarray(values, dtype=np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    np.clip(out, 0.0, 1.0, out=out)
+    return out.astype(dtype)

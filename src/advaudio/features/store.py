@@ -1,7 +1,10 @@
-"""Read a features folder (``build/features``): ``{train,test}.npy``, ``{train,test}.csv``, ``meta.json``.
+"""Read a features folder (``build/features``): ``meta.json``, ``{train,test}.csv`` and the float16 shards
+(:mod:`advaudio.features.shards`), the one place that does.
 
-The arrays are small, so each split is read once (``np.load(mmap_mode="r")``) into one tensor and batches
-are indexed directly: no DataLoader, no worker processes.
+:func:`open_split` / :func:`open_features` give streaming readers (:mod:`advaudio.features.reader`) that
+read and resize only the rows asked for, batch by batch: training uses them, so memory does not grow with
+the dataset. :func:`load_split` / :func:`load_features` materialise a split as one float32 tensor at the
+model's input size (evaluation does that for the test split).
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ import numpy as np
 import torch
 
 from advaudio.errors import DataError
+from advaudio.features.reader import ShardSplit, SplitReader
+from advaudio.features.shards import STORAGE_DTYPE, ShardedBlock
 from advaudio.io import read_json_object
 
 INDEX_COLUMNS = ("row", "clip_id", "source_id", "fold", "label", "category", "augmentation", "split")
+META_KEYS = ("class_names", "n_classes", "input_shape", "storage")
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class Split:
 
 @dataclass(frozen=True)
 class Features:
-    """Train and test splits plus ``meta.json``."""
+    """Train and test splits (materialised) plus ``meta.json``."""
 
     train: Split
     test: Split
@@ -44,18 +50,17 @@ class Features:
         return list(self.meta["class_names"])
 
 
-def load_features(directory: str | Path) -> Features:
-    """Load ``{train,test}.npy``, ``{train,test}.csv`` and ``meta.json`` from ``directory``.
+@dataclass(frozen=True)
+class FeatureReaders:
+    """Train and test splits as streaming readers plus ``meta.json``."""
 
-    Raises
-    ------
-    DataError
-        Naming the file, when one is missing or inconsistent (shape, range, row count, labels).
-    """
-    directory = Path(directory)
-    meta = read_meta(directory)
-    splits = {name: load_split(directory, name, meta=meta) for name in ("train", "test")}
-    return Features(train=splits["train"], test=splits["test"], meta=meta)
+    train: SplitReader
+    test: SplitReader
+    meta: dict[str, Any]
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta["class_names"])
 
 
 def read_meta(directory: str | Path) -> dict[str, Any]:
@@ -68,41 +73,86 @@ def read_meta(directory: str | Path) -> dict[str, Any]:
     """
     meta_path = Path(directory) / "meta.json"
     meta = read_json_object(meta_path, missing_hint="run the spectrogram stage first")
-    for key in ("class_names", "n_classes", "input_shape"):
+    for key in META_KEYS:
         if key not in meta:
-            raise DataError(f"{meta_path}: lacks the key {key!r}")
+            raise DataError(f"{meta_path}: lacks the key {key!r} (written by an older version? rerun the "
+                            "spectrogram stage)")
+    storage = meta["storage"]
+    if not isinstance(storage, dict) or storage.get("dtype") != STORAGE_DTYPE or not storage.get("blocks"):
+        raise DataError(f"{meta_path}: 'storage' must describe {STORAGE_DTYPE} shards with at least one block")
     return meta
 
 
+def open_split(directory: str | Path, name: str, *, meta: dict[str, Any]) -> SplitReader:
+    """A streaming reader of split ``name`` (``train`` or ``test``), checked against ``meta``.
+
+    Opens (memory-maps) every shard and checks its dtype and shape, and reads the index; reads no features.
+
+    Raises
+    ------
+    DataError
+        Naming the file, when one is missing or inconsistent (shard shape or dtype, row count, labels).
+    """
+    directory = Path(directory)
+    storage = meta["storage"]
+    split = storage.get("splits", {}).get(name)
+    if split is None:
+        raise DataError(f"{directory / 'meta.json'}: 'storage' lists no split {name!r}")
+    n = int(split["n"])
+    blocks = [(ShardedBlock(directory, split=name, block=b["name"], n_clips=n, shape=b["shape"],
+                            clips_per_shard=int(storage["clips_per_shard"])), tuple(b["resize_to"]))
+              for b in storage["blocks"]]
+    rows_total = sum(h for _, (h, _) in blocks)
+    expected = (1, rows_total, blocks[0][1][1])
+    if tuple(meta["input_shape"]) != expected:
+        raise DataError(f"{directory / 'meta.json'}: input_shape {meta['input_shape']} disagrees with the blocks' "
+                        f"resize_to sizes {[b['resize_to'] for b in storage['blocks']]}")
+    y, fold, original = _read_index(directory / f"{name}.csv", n=n, n_classes=int(meta["n_classes"]))
+    return ShardSplit(blocks=blocks, y=torch.from_numpy(y), fold=fold, original=original,
+                      input_shape=expected)
+
+
+def open_features(directory: str | Path) -> FeatureReaders:
+    """Streaming readers of both splits of ``directory`` (:func:`open_split`)."""
+    meta = read_meta(directory)
+    return FeatureReaders(train=open_split(directory, "train", meta=meta), test=open_split(directory, "test", meta=meta),
+                          meta=meta)
+
+
 def load_split(directory: str | Path, name: str, *, meta: dict[str, Any]) -> Split:
-    """Load one split (``train`` or ``test``) of a features folder and check it against ``meta``.
+    """Load one split (``train`` or ``test``) into memory at the model's input size.
 
     Raises
     ------
     DataError
         Naming the file, when one is missing or inconsistent (shape, range, row count, labels).
     """
-    directory = Path(directory)
-    npy, csv_path = directory / f"{name}.npy", directory / f"{name}.csv"
-    try:
-        arr = np.load(npy, mmap_mode="r")
-    except FileNotFoundError:
-        raise DataError(f"{str(npy)!r} not found; run the spectrogram stage first") from None
-    expected = tuple(meta["input_shape"])
-    if arr.ndim != 4 or tuple(arr.shape[1:]) != expected or arr.dtype != np.float32:
-        raise DataError(
-            f"{str(npy)!r} holds {arr.dtype} {arr.shape}; expected float32 (N, {', '.join(map(str, expected))})"
-        )
-    x = torch.from_numpy(np.array(arr, dtype=np.float32, copy=True))  # one read into RAM
-    if x.numel() and (not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1):
-        raise DataError(f"{str(npy)!r} has values outside [0, 1] or non-finite values")
+    reader = open_split(directory, name, meta=meta)
+    return Split(x=reader.load(), y=reader.y, fold=reader.fold, original=reader.original)
+
+
+def load_features(directory: str | Path) -> Features:
+    """Load both splits into memory (:func:`load_split`) with ``meta.json``.
+
+    Raises
+    ------
+    DataError
+        Naming the file, when one is missing or inconsistent (shape, range, row count, labels).
+    """
+    meta = read_meta(directory)
+    splits = {name: load_split(directory, name, meta=meta) for name in ("train", "test")}
+    return Features(train=splits["train"], test=splits["test"], meta=meta)
+
+
+def _read_index(csv_path: Path, *, n: int, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, folds and originality of a split's index rows, checked against ``n`` clips."""
     try:
         with csv_path.open(newline="") as fh:
             rows = list(csv.DictReader(fh))
     except FileNotFoundError:
         raise DataError(f"{str(csv_path)!r} not found; run the spectrogram stage first") from None
-    if len(rows) != len(x):
-        raise DataError(f"{str(csv_path)!r} has {len(rows)} rows but {str(npy)!r} has {len(x)}")
+    if len(rows) != n:
+        raise DataError(f"{str(csv_path)!r} has {len(rows)} rows but meta.json lists {n} clips")
     if rows and any(c not in rows[0] for c in ("fold", "label", "augmentation")):
         raise DataError(f"{str(csv_path)!r} lacks columns; expected {list(INDEX_COLUMNS)}")
     try:
@@ -111,6 +161,6 @@ def load_split(directory: str | Path, name: str, *, meta: dict[str, Any]) -> Spl
         original = np.array([float(r["augmentation"]) == 1.0 for r in rows], dtype=bool)
     except ValueError as exc:
         raise DataError(f"{str(csv_path)!r} has a non-numeric label/fold/augmentation: {exc}") from None
-    if len(y) and (y.min() < 0 or y.max() >= int(meta["n_classes"])):
-        raise DataError(f"{str(csv_path)!r} has labels outside [0, {int(meta['n_classes']) - 1}]")
-    return Split(x=x, y=torch.from_numpy(y), fold=fold, original=original)
+    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+        raise DataError(f"{str(csv_path)!r} has labels outside [0, {n_classes - 1}]")
+    return y, fold, original

@@ -6,6 +6,8 @@ import librosa
 import numpy as np
 
 TONNETZ_SAMPLE_RATE = 22050
+TONNETZ_HOP_LENGTH = 512  # librosa's default chroma hop
+TONNETZ_ROWS = 6
 
 
 def tonnetz(*, y: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -18,8 +20,9 @@ def tonnetz(*, y: np.ndarray, sample_rate: int) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        (6, n_frames) in [-1, 1], frames every 512 samples at 22.05 kHz.
+        (6, 1 + n // 512) in [-1, 1] for n samples at 22.05 kHz, frames every 512 samples.
     """
     if sample_rate != TONNETZ_SAMPLE_RATE:
         y = librosa.resample(y, orig_sr=sample_rate, target_sr=TONNETZ_SAMPLE_RATE)
-    return librosa.feature.tonnetz(y=y.astype(np.float32), sr=TONNETZ_SAMPLE_RATE, tuning=0.0)
+    return librosa.feature.tonnetz(y=y.astype(np.float32), sr=TONNETZ_SAMPLE_RATE, tuning=0.0,
+                                   hop_length=TONNETZ_HOP_LENGTH)

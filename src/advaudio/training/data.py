@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from advaudio.errors import ConfigError
-from advaudio.features.store import Split
+from advaudio.features.reader import SplitReader
 
 
-def pool_folds(split: Split) -> list[int]:
+def pool_folds(split: SplitReader) -> list[int]:
     """Sorted fold numbers present in the training pool."""
     return sorted(int(f) for f in np.unique(split.fold))
 
 
-def train_val_rows(split: Split, *, val_fold: int) -> tuple[np.ndarray, np.ndarray]:
+def train_val_rows(split: SplitReader, *, val_fold: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices for training and validation (docs/ARCHITECTURE.md "Splits").
 
     Validation = the original (un-augmented) rows of ``val_fold``; training = every row of the other folds,

@@ -31,7 +31,7 @@ from advaudio.attacks import ATTACKS
 from advaudio.config import Params, resolve_device
 from advaudio.models import build_model
 from advaudio.models.checkpoint import make_config
-from advaudio.features.store import Features
+from advaudio.features.store import FeatureReaders
 from advaudio.training.data import train_val_rows
 from advaudio.training.loop import BatchLoss, EpochCallback, evaluate, fit, seed_everything
 from advaudio.training.run import validation_folds
@@ -125,7 +125,7 @@ class RetrainOutcome:
 def fgsm_retrain(
     *,
     params: Params,
-    features: Features,
+    features: FeatureReaders,
     clean_model: nn.Module,
     clean_config: dict[str, Any],
     on_epoch: EpochCallback | None = None,
@@ -142,13 +142,15 @@ def fgsm_retrain(
     runs ``fgsm_retrain.epochs`` epochs at ``fgsm_retrain.lr_scale`` times the model's training rate, with
     the optimizer, schedule, batch size and weight decay it was trained with (``train`` and
     ``train.by_model``), and keeps the last weights (no early stopping: clean validation accuracy
-    would favour the least robust epoch).
+    would favour the least robust epoch). Training batches come from memory when the training rows are
+    small (:meth:`~advaudio.features.reader.SplitReader.cached`), else streamed; the test split is read in
+    batches.
     """
     cfg = params.fgsm_retrain
     device = resolve_device(params.device)
     train_cfg = params.train.for_model(clean_config["model"])
     batch = max(train_cfg.batch_size, 256)
-    _, clean_acc = evaluate(clean_model.to(device), features.test.x, features.test.y, batch_size=batch, device=device)
+    _, clean_acc = evaluate(clean_model.to(device), features.test, batch_size=batch, device=device)
     seed_everything(params.seed)
     model = build_model(clean_config["model"], n_classes=clean_config["n_classes"],
                         input_shape=clean_config["input_shape"], **clean_config["model_kwargs"])
@@ -156,12 +158,11 @@ def fgsm_retrain(
         model.load_state_dict(clean_model.state_dict())
     train_rows, _ = train_val_rows(features.train, val_fold=validation_folds(features, params=params)[0])
     result = fit(
-        model, x_train=features.train.x[train_rows], y_train=features.train.y[train_rows], x_val=None,
-        y_val=None, config=train_cfg, seed=params.seed, device=device, epochs=cfg.epochs,
-        lr=cfg.lr_scale * train_cfg.lr,
+        model, train=features.train.subset(train_rows).cached(), val=None, config=train_cfg, seed=params.seed,
+        device=device, epochs=cfg.epochs, lr=cfg.lr_scale * train_cfg.lr,
         batch_loss=fgsm_loss(alpha=cfg.alpha if alpha is None else alpha, epsilon=cfg.epsilon), on_epoch=on_epoch, progress=progress,
     )
-    _, acc = evaluate(result.model, features.test.x, features.test.y, batch_size=batch, device=device)
+    _, acc = evaluate(result.model, features.test, batch_size=batch, device=device)
     metrics = {
         "test_accuracy": float(acc),
         "clean_test_accuracy": float(clean_acc),

@@ -1,6 +1,7 @@
-"""The training loop: mini-batches indexed straight from in-memory tensors, optional CUDA autocast and
-channels_last, early stopping on validation accuracy with the best weights kept, a per-epoch callback
-(DVCLive) and per-epoch resume state."""
+"""The training loop: mini-batches in a seeded per-epoch order read through a split reader
+(:mod:`advaudio.features.reader`: streamed from the shards, or from memory for a small split), optional CUDA
+autocast and channels_last, early stopping on validation accuracy with the best weights kept, a per-epoch
+callback (DVCLive) and per-epoch resume state."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from advaudio.config import TrainConfig
-from advaudio.models.predict import predict
+from advaudio.features.reader import SplitReader
+from advaudio.models.predict import predict_batches
 from advaudio.training.resume import ResumeStore, rng_state, set_rng_state
 
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -84,24 +86,29 @@ def _to_format(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
+def evaluate_logits(
+    model: nn.Module, data: SplitReader, *, batch_size: int, device: str | torch.device, channels_last: bool = False,
+) -> torch.Tensor:
+    """Logits (N, K), float32 on the CPU, of ``model`` (eval mode) on every row of ``data``, read in batches."""
+    batches = (x for x, _ in data.batches(batch_size=batch_size, device=device))
+    return predict_batches(model, batches, channels_last=channels_last)
+
+
 def evaluate(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int, device: str | torch.device,
-    channels_last: bool = False,
+    model: nn.Module, data: SplitReader, *, batch_size: int, device: str | torch.device, channels_last: bool = False,
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy (fraction) of ``model`` on ``(x, y)``."""
-    logits = predict(model, x, batch_size=batch_size, device=device, channels_last=channels_last)
-    loss = F.cross_entropy(logits, y.cpu()).item()
-    accuracy = (logits.argmax(1) == y.cpu()).float().mean().item()
+    """Mean cross-entropy and accuracy (fraction) of ``model`` on every row of ``data``, read in batches."""
+    logits = evaluate_logits(model, data, batch_size=batch_size, device=device, channels_last=channels_last)
+    loss = F.cross_entropy(logits, data.y).item()
+    accuracy = (logits.argmax(1) == data.y).float().mean().item()
     return loss, accuracy
 
 
 def fit(
     model: nn.Module,
     *,
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_val: torch.Tensor | None,
-    y_val: torch.Tensor | None,
+    train: SplitReader,
+    val: SplitReader | None,
     config: TrainConfig,
     seed: int,
     device: str | torch.device,
@@ -120,9 +127,10 @@ def fit(
     ----------
     model : nn.Module
         Freshly built (or loaded) network returning logits.
-    x_train, y_train : torch.Tensor
-        (N, 1, H, W) float32 in [0, 1] and (N,) int64; moved to ``device`` once.
-    x_val, y_val : torch.Tensor or None
+    train : SplitReader
+        The training rows (e.g. ``reader.subset(rows)``, ``.cached()`` for a small split); each batch is
+        read onto ``device`` when needed.
+    val : SplitReader or None
         Validation data for early stopping (``config.patience``); None trains all epochs, keeps the last.
     config : TrainConfig
         optimizer, lr, schedule, epochs, batch_size, weight_decay, patience, channels_last, amp.
@@ -154,8 +162,7 @@ def fit(
                                weight_decay=config.weight_decay)
     scheduler = make_scheduler(optimizer, name=config.schedule, epochs=n_epochs)
     autocast, scaler = autocast_for(device, enabled=config.amp)
-    x_dev, y_dev = x_train.to(device), y_train.to(device)
-    n, bs = len(x_dev), config.batch_size
+    n, bs = len(train), config.batch_size
     n_batches = max(1, -(-n // bs))
 
     start_epoch, best_acc, best_state, bad_epochs, history, train_seconds, images = 0, None, None, 0, [], 0.0, 0
@@ -174,23 +181,22 @@ def fit(
         if best_acc is not None and bad_epochs >= config.patience:
             break
         model.train()
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).to(device)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).numpy()
         t0 = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        bar = tqdm(range(n_batches), desc=f"epoch {epoch + 1}/{n_epochs}", leave=False,
+        bar = tqdm(train.batches(order, batch_size=bs, device=device), total=n_batches,
+                   desc=f"epoch {epoch + 1}/{n_epochs}", leave=False,
                    disable=None if progress else True)  # None: no bar when stderr is not a terminal
-        for b in bar:
-            idx = order[b * bs : (b + 1) * bs]
-            xb = x_dev.index_select(0, idx).contiguous(memory_format=memory_format)
-            yb = y_dev.index_select(0, idx)
+        for xb, yb in bar:
+            xb = xb.contiguous(memory_format=memory_format)
             with autocast:
                 loss, logits = batch_loss(model, xb, yb)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            loss_sum += loss.detach() * len(idx)
+            loss_sum += loss.detach() * len(yb)
             correct += (logits.detach().argmax(1) == yb).sum()
         epoch_seconds = time.perf_counter() - t0
         train_seconds += epoch_seconds
@@ -199,8 +205,8 @@ def fit(
         scheduler.step()
         record = {"epoch": epoch + 1, "train_loss": loss_sum.item() / n, "train_accuracy": correct.item() / n,
                   "lr": lr_now, "epoch_seconds": epoch_seconds, "images_per_second": n / epoch_seconds}
-        if x_val is not None and y_val is not None and len(x_val):
-            val_loss, val_acc = evaluate(model, x_val, y_val, batch_size=max(bs, 256), device=device,
+        if val is not None and len(val):
+            val_loss, val_acc = evaluate(model, val, batch_size=max(bs, 256), device=device,
                                          channels_last=config.channels_last)
             record.update(val_loss=val_loss, val_accuracy=val_acc)
             if best_acc is None or val_acc > best_acc:

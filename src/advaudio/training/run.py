@@ -15,10 +15,9 @@ from torch import nn
 from advaudio.config import Params, resolve_device
 from advaudio.models import build_model, count_parameters
 from advaudio.models.checkpoint import make_config
-from advaudio.features.store import Features
+from advaudio.features.store import FeatureReaders
 from advaudio.training.data import pool_folds, train_val_rows
-from advaudio.models.predict import predict
-from advaudio.training.loop import EpochCallback, fit, seed_everything
+from advaudio.training.loop import EpochCallback, evaluate_logits, fit, seed_everything
 from advaudio.training.resume import ResumeStore, fingerprint
 
 
@@ -33,7 +32,7 @@ class TrainOutcome:
     test_predictions: np.ndarray
 
 
-def validation_folds(features: Features, *, params: Params) -> list[int]:
+def validation_folds(features: FeatureReaders, *, params: Params) -> list[int]:
     """The validation fold(s): every pool fold when cross-validating, else ``train.val_fold``
     (0 = the pool's lowest fold)."""
     folds = pool_folds(features.train)
@@ -42,17 +41,17 @@ def validation_folds(features: Features, *, params: Params) -> list[int]:
     return [params.train.val_fold or folds[0]]
 
 
-def training_fingerprint(features: Features, *, params: Params) -> str:
-    """Fingerprint of everything a resumable training depends on: the params it reads and the data."""
+def training_fingerprint(features: FeatureReaders, *, params: Params) -> str:
+    """Fingerprint of everything a resumable training depends on: the params it reads and the data (through
+    ``meta.json``, which holds the SHA-256 of every split's shards)."""
     return fingerprint({
         "model": params.model, "seed": params.seed, "device": resolve_device(params.device),
         "split": dataclasses.asdict(params.split), "train": dataclasses.asdict(params.train),
-        "meta": features.meta, "n_train": len(features.train.x), "n_test": len(features.test.x),
-        "train_sum": float(features.train.x.double().sum()),
+        "meta": features.meta, "n_train": len(features.train), "n_test": len(features.test),
     })
 
 
-def can_resume(*, params: Params, features: Features, resume_dir: str | Path) -> bool:
+def can_resume(*, params: Params, features: FeatureReaders, resume_dir: str | Path) -> bool:
     """Whether ``resume_dir`` holds an unfinished training of these params and data."""
     store = ResumeStore(resume_dir, fingerprint=training_fingerprint(features, params=params))
     return store.load() is not None
@@ -61,13 +60,16 @@ def can_resume(*, params: Params, features: Features, resume_dir: str | Path) ->
 def train_victim(
     *,
     params: Params,
-    features: Features,
+    features: FeatureReaders,
     resume_dir: str | Path | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
 ) -> TrainOutcome:
     """Train ``params.model`` on ``features`` per ``params.model_train`` (``train`` with
     ``train.by_model[model]`` applied); resumable through ``resume_dir``.
+
+    The training split is held in memory at the input size when small (:meth:`SplitReader.cached`), else
+    streamed batch by batch; the test split is read in batches.
 
     Raises
     ------
@@ -82,6 +84,7 @@ def train_victim(
         store = ResumeStore(resume_dir, fingerprint=training_fingerprint(features, params=params))
     saved = store.load() if store is not None else None
     folds = validation_folds(features, params=params)
+    pool = features.train.cached()
     val_accs: list[float] = list(saved["val_accs"]) if saved else []
     best = saved["best"] if saved else None  # {"val_acc", "state", "fold"} of the best fold so far
     epochs_total, seconds, images = (saved["epochs_total"], saved["seconds"], saved["images"]) if saved else (0, 0.0, 0)
@@ -97,9 +100,7 @@ def train_victim(
         fit_state = saved["fit"] if saved and saved.get("fold_index") == i else None
         result = fit(
             model,
-            x_train=features.train.x[train_rows], y_train=features.train.y[train_rows],
-            x_val=features.train.x[val_rows], y_val=features.train.y[val_rows],
-            config=cfg, seed=params.seed + i, device=device, resume=store,
+            train=pool.subset(train_rows), val=pool.subset(val_rows), config=cfg, seed=params.seed + i, device=device, resume=store,
             resume_context={**context, "fold_index": i}, resume_state=fit_state, on_epoch=on_epoch,
             progress=progress,
         )
@@ -113,8 +114,8 @@ def train_victim(
     model = build_model(params.model, n_classes=int(meta["n_classes"]), input_shape=meta["input_shape"])
     model.load_state_dict(best["state"])
     model.to(device).eval()
-    logits = predict(model, features.test.x, batch_size=max(cfg.batch_size, 256), device=device,
-                     channels_last=cfg.channels_last)
+    logits = evaluate_logits(model, features.test, batch_size=max(cfg.batch_size, 256), device=device,
+                             channels_last=cfg.channels_last)
     pred, labels = logits.argmax(1).numpy(), features.test.y.numpy()
     if store is not None:
         store.save({"val_accs": val_accs, "best": best, "epochs_total": epochs_total, "seconds": seconds,
@@ -129,8 +130,8 @@ def train_victim(
         "epochs": int(epochs_total),
         "seconds": float(seconds),
         "images_per_second": float(images / seconds) if seconds > 0 else 0.0,
-        "n_train": int(len(features.train.x)),
-        "n_test": int(len(features.test.x)),
+        "n_train": int(len(features.train)),
+        "n_test": int(len(features.test)),
         "n_parameters": int(count_parameters(model)),
     }
     config = make_config(

@@ -1,0 +1,165 @@
+"""Readers of one split: rows -> model inputs ``(B, 1, H', W)`` float32 in [0, 1], built batch by batch.
+
+:class:`ShardSplit` reads the requested rows from the memory-mapped float16 shards, converts them to float32
+on the target device and resizes each block there (:func:`~advaudio.features.resize.resize_batch`),
+stacking the blocks top to bottom and clamping to [0, 1]. :class:`TensorSplit` serves rows from a tensor
+already at the input size. Both share :meth:`SplitReader.batches` (optionally prefetching the next batch's
+rows in a thread, into pinned memory on CUDA), :meth:`~SplitReader.load`, :meth:`~SplitReader.subset` and
+:meth:`~SplitReader.cached`, which keeps a small split in memory at the input size so that it is resized
+once rather than every epoch.
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from advaudio.errors import DataError
+from advaudio.features.resize import resize_batch
+from advaudio.features.shards import ShardedBlock
+
+CACHE_BYTES = 1 << 30  # :meth:`SplitReader.cached` keeps a split in memory when its inputs take at most this
+
+
+class SplitReader:
+    """Rows of one split as model inputs, plus their labels ``y`` (N,) int64, ``fold`` (N,) and ``original``
+    (N,) bool (augmentation scale 1.0). Subclasses implement ``_gather`` (CPU side, may run in a prefetch
+    thread) and ``_finish`` (on the target device)."""
+
+    prefetch_default = True  # whether batches() reads ahead in a thread unless told otherwise
+
+    def __init__(self, *, y: torch.Tensor, fold: np.ndarray, original: np.ndarray, input_shape: Sequence[int]) -> None:
+        self.y, self.fold, self.original = y, fold, original
+        self.input_shape = tuple(int(s) for s in input_shape)
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def _gather(self, rows: np.ndarray, *, pin: bool) -> Any:
+        raise NotImplementedError
+
+    def _finish(self, raw: Any, device: torch.device) -> torch.Tensor:
+        raise NotImplementedError
+
+    def read(self, rows: np.ndarray, *, device: str | torch.device = "cpu") -> torch.Tensor:
+        """Inputs of ``rows`` (in that order): float32 ``(len(rows), 1, H', W)`` in [0, 1] on ``device``."""
+        device = torch.device(device)
+        return self._finish(self._gather(np.asarray(rows, dtype=np.int64), pin=False), device)
+
+    def batches(self, rows: np.ndarray | None = None, *, batch_size: int, device: str | torch.device = "cpu",
+                prefetch: bool | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(x, y)`` on ``device`` for consecutive slices of ``rows`` (default: every row in order).
+
+        With ``prefetch`` (default: on for shard readers) a thread gathers the next batch's rows while the
+        caller works on this one; on CUDA they are gathered into pinned memory and copied asynchronously.
+        The batches are the same either way.
+        """
+        device = torch.device(device)
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows, dtype=np.int64)
+        chunks = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
+        pin = device.type == "cuda"
+        if not (self.prefetch_default if prefetch is None else prefetch) or len(chunks) < 2:
+            for chunk in chunks:
+                yield self._finish(self._gather(chunk, pin=pin), device), self._labels(chunk, device)
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="advaudio-prefetch") as pool:
+            pending = pool.submit(self._gather, chunks[0], pin=pin)
+            for i, chunk in enumerate(chunks):
+                raw = pending.result()
+                if i + 1 < len(chunks):
+                    pending = pool.submit(self._gather, chunks[i + 1], pin=pin)
+                yield self._finish(raw, device), self._labels(chunk, device)
+
+    def load(self, rows: np.ndarray | None = None, *, device: str | torch.device = "cpu",
+             batch_size: int = 256) -> torch.Tensor:
+        """All inputs of ``rows`` (default: every row) in one float32 tensor ``(n, 1, H', W)`` on ``device``."""
+        parts = [x for x, _ in self.batches(rows, batch_size=batch_size, device=device)]
+        return torch.cat(parts) if parts else torch.empty((0, *self.input_shape))
+
+    def subset(self, rows: np.ndarray) -> SplitReader:
+        """A reader of ``rows`` of this split only (position i reads row ``rows[i]``)."""
+        return _Subset(self, np.asarray(rows, dtype=np.int64))
+
+    def cached(self, *, max_bytes: int = CACHE_BYTES) -> SplitReader:
+        """This split held in memory (CPU) at the input size when that takes at most ``max_bytes``, else
+        ``self``: a small split is then read and resized once instead of once per epoch."""
+        if len(self) * math.prod(self.input_shape) * 4 > max_bytes:
+            return self
+        return TensorSplit(x=self.load(), y=self.y, fold=self.fold, original=self.original)
+
+    def _labels(self, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+        return self.y.index_select(0, torch.from_numpy(rows)).to(device, non_blocking=True)
+
+
+class _Subset(SplitReader):
+    def __init__(self, parent: SplitReader, rows: np.ndarray) -> None:
+        super().__init__(y=parent.y.index_select(0, torch.from_numpy(rows)), fold=parent.fold[rows],
+                         original=parent.original[rows], input_shape=parent.input_shape)
+        self.parent, self.rows = parent, rows
+        self.prefetch_default = parent.prefetch_default
+
+    def _gather(self, rows: np.ndarray, *, pin: bool) -> Any:
+        return self.parent._gather(self.rows[rows], pin=pin)
+
+    def _finish(self, raw: Any, device: torch.device) -> torch.Tensor:
+        return self.parent._finish(raw, device)
+
+
+class TensorSplit(SplitReader):
+    """A split held as one float32 tensor ``x`` (N, 1, H', W) at the input size (CPU)."""
+
+    prefetch_default = False  # indexing a tensor is cheaper than handing it to a thread
+
+    def __init__(self, *, x: torch.Tensor, y: torch.Tensor, fold: np.ndarray | None = None,
+                 original: np.ndarray | None = None) -> None:
+        n = len(x)
+        super().__init__(y=y, fold=np.zeros(n, np.int64) if fold is None else fold,
+                         original=np.ones(n, bool) if original is None else original, input_shape=x.shape[1:])
+        self.x = x
+
+    def _gather(self, rows: np.ndarray, *, pin: bool) -> torch.Tensor:
+        xb = self.x.index_select(0, torch.from_numpy(rows).to(self.x.device))
+        return xb.pin_memory() if pin and xb.device.type == "cpu" else xb
+
+    def _finish(self, raw: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return raw.to(device, non_blocking=True)
+
+    def cached(self, *, max_bytes: int = CACHE_BYTES) -> SplitReader:
+        return self
+
+
+class ShardSplit(SplitReader):
+    """A split read from float16 shards (:mod:`advaudio.features.shards`), resized per batch.
+
+    Parameters
+    ----------
+    blocks : list of (ShardedBlock, (rows, columns))
+        The split's blocks top to bottom, each with the size it is resized to.
+    """
+
+    def __init__(self, *, blocks: list[tuple[ShardedBlock, tuple[int, int]]], y: torch.Tensor, fold: np.ndarray,
+                 original: np.ndarray, input_shape: Sequence[int]) -> None:
+        super().__init__(y=y, fold=fold, original=original, input_shape=input_shape)
+        self.blocks = blocks
+
+    def _gather(self, rows: np.ndarray, *, pin: bool) -> list[torch.Tensor]:
+        out = []
+        for block, _ in self.blocks:
+            raw = torch.from_numpy(block.take(rows))  # (B, h, w) float16
+            if raw.numel():
+                lo, hi = torch.aminmax(raw)
+                if not (lo >= 0 and hi <= 1):  # NaN fails both comparisons
+                    raise DataError(f"{block.path_pattern}: rows {rows.tolist()[:8]}... hold values outside "
+                                    "[0, 1] or non-finite values; rerun the spectrogram stage")
+            out.append(raw.pin_memory() if pin else raw)
+        return out
+
+    def _finish(self, raw: list[torch.Tensor], device: torch.device) -> torch.Tensor:
+        parts = [resize_batch(r.to(device, non_blocking=True).float(), height=h, width=w)
+                 for r, (_, (h, w)) in zip(raw, self.blocks)]
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # (B, 1, H', W)
+        return x.clamp_(0.0, 1.0)
