@@ -94,7 +94,7 @@ class AttackInterface:
 
     @classmethod
     def max_calls(cls, rung: dict[str, Any], *, n_classes: int, n_features: int) -> tuple[int, int]:
-        """``(gradient evaluations, forward-only evaluations)`` one victim can cost on ``rung`` at most (the
+        """``(gradient passes, forward-only passes)`` one victim can cost on ``rung`` at most (the
         planner's upper bound, :mod:`advaudio.plan`); attacks that stop early use less."""
         raise NotImplementedError(f"{cls.__name__} does not declare its cost")
 

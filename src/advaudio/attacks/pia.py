@@ -196,7 +196,7 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
     steps : int
         NES iterations per sample (the study: 500).
     samples : int
-        NES evaluations per iteration (antithetic pairs).
+        NES queries per iteration (antithetic pairs).
     sigma : float
         NES search standard deviation.
     lr : float
