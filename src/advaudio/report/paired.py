@@ -136,9 +136,9 @@ def bounded_uncertainty(
         out[f"bounded_fooling_rate_{a}_p"] = mcnemar_p(hit_o[a], hit_r[a])
     share_o = np.mean([hit_o[a] for a in attacks], axis=0)  # per victim: share of attacks that fool it
     share_r = np.mean([hit_r[a] for a in attacks], axis=0)
-    for key, share in (("bounded_fooling_rate", share_r), ("bounded_fooling_rate_clean", share_o)):
+    for key, share, hits in (("bounded_fooling_rate", share_r, hit_r), ("bounded_fooling_rate_clean", share_o, hit_o)):
         boot = bootstrap_interval(lambda idx, s=share: float(s[idx].mean()), n, seed=seed)
-        out[key] = float(share.mean())
+        out[key] = float(np.mean([hits[a].mean() for a in attacks]))  # the mean of the per-attack rates
         _interval(out, key, boot.low, boot.high)
     out["bounded_fooling_rate_p"] = wilcoxon_p(share_o, share_r)
     return out
