@@ -3,7 +3,7 @@
 
 :func:`open_split` / :func:`open_features` give streaming readers (:mod:`advaudio.features.reader`) that
 read and resize only the rows asked for, batch by batch: training uses them, so memory does not grow with
-the dataset. :func:`load_split` / :func:`load_features` materialise a split as one float32 tensor at the
+the dataset. :func:`load_split` materialises a split as one float32 tensor at the
 model's input size (evaluation does that for the test split).
 """
 
@@ -35,19 +35,6 @@ class Split:
     y: torch.Tensor
     fold: np.ndarray
     original: np.ndarray
-
-
-@dataclass(frozen=True)
-class Features:
-    """Train and test splits (materialised) plus ``meta.json``."""
-
-    train: Split
-    test: Split
-    meta: dict[str, Any]
-
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.meta["class_names"])
 
 
 @dataclass(frozen=True)
@@ -129,19 +116,6 @@ def load_split(directory: str | Path, name: str, *, meta: dict[str, Any]) -> Spl
     """
     reader = open_split(directory, name, meta=meta)
     return Split(x=reader.load(), y=reader.y, fold=reader.fold, original=reader.original)
-
-
-def load_features(directory: str | Path) -> Features:
-    """Load both splits into memory (:func:`load_split`) with ``meta.json``.
-
-    Raises
-    ------
-    DataError
-        Naming the file, when one is missing or inconsistent (shape, range, row count, labels).
-    """
-    meta = read_meta(directory)
-    splits = {name: load_split(directory, name, meta=meta) for name in ("train", "test")}
-    return Features(train=splits["train"], test=splits["test"], meta=meta)
 
 
 def _read_index(csv_path: Path, *, n: int, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

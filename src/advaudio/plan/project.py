@@ -9,7 +9,6 @@ rung (an upper bound: searches stop early).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -149,8 +148,3 @@ def fits(plan: CellPlan, *, ram_bytes: int, device_bytes: int | None, disk_bytes
         "device": device_bytes is None or plan.peak_device_bytes <= device_bytes,
         "disk": plan.disk_bytes <= disk_bytes,
     }
-
-
-def total(plans: list[CellPlan]) -> float:
-    """Total projected seconds of several cells run one after another."""
-    return math.fsum(p.total_seconds for p in plans)
