@@ -3,6 +3,8 @@ scaled to [0, 1], in float16 shards; resized to the model's input size when read
 
 Reads ``dataset``, ``representation`` and ``spectrogram`` from params.yaml. The [0, 1] scaling constants
 come from the training split only and are stored in ``meta.json`` (docs/ARCHITECTURE.md "Features").
+Crash-safe: the constants and each finished shard are staged in build/.resume/features/ (no DVC output); a
+rerun after a crash or kill -9 reuses them and computes only the rest (src/advaudio/features/staging.py).
 """
 
 import argparse
@@ -12,6 +14,7 @@ import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.errors import ConfigError, DataError
 from advaudio.features.extract import build_features
+from advaudio.features.shards import CLIPS_PER_SHARD
 from advaudio.stage_log import stage_summary
 
 
@@ -20,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--audio", default="build/audio", help="the augment stage's folder")
     parser.add_argument("--out", default="build/features")
+    parser.add_argument("--clips-per-shard", type=int, default=CLIPS_PER_SHARD,
+                        help=f"clips per shard file (default {CLIPS_PER_SHARD}; smaller values are for tests)")
     args = parser.parse_args(argv)
     try:
         params = load_params(args.params)
@@ -30,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                 representation=params.representation,
                 config=params.spectrogram,
                 dataset=params.dataset,
+                clips_per_shard=args.clips_per_shard,
             )
             counter.items = result.n_train + result.n_test
     except (ConfigError, DataError) as exc:

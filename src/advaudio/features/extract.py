@@ -9,23 +9,30 @@ interrupted run is refused by the reader until a run completes.
 Two passes over the training clips keep memory bounded: the first computes only the clips that enter the
 percentile estimate (every ``step``-th, :func:`~advaudio.features.scaling.sample_step`) and keeps them;
 the second computes the others and writes the shards, reusing the kept ones, so no clip is computed twice.
+
+Crash-safe: the scaling constants (after the first pass) and each finished shard are staged outside the
+output (:mod:`advaudio.features.staging`, ``build/.resume/features/``) and moved into it once every shard is
+there. A rerun with the same inputs reuses them: it skips the first pass and computes only the clips of the
+shards not staged yet; the outputs equal an uninterrupted run's byte for byte.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from advaudio.config import SpectrogramConfig
-from advaudio.errors import DataError
+from advaudio.errors import ConfigError, DataError
 from advaudio.features.inputs import SPLITS, read_audio_inputs, write_index
 from advaudio.features.representations import REPRESENTATIONS, n_rows, target_shapes
 from advaudio.features.scaling import KEY_PREFIX, fit_block, sample_step, scale_block
-from advaudio.features.shards import CLIPS_PER_SHARD, SplitWriter, storage_meta
+from advaudio.features.shards import CLIPS_PER_SHARD, n_shards, storage_meta
+from advaudio.features.staging import FeatureStaging, fingerprint, staging_dir_for
 from advaudio.features.workers import feature_pool
 from advaudio.io import write_json
 
@@ -72,6 +79,7 @@ def build_features(
     config: SpectrogramConfig,
     dataset: str | None = None,
     clips_per_shard: int = CLIPS_PER_SHARD,
+    staging_dir: str | Path | None = None,
 ) -> FeatureResult:
     """Compute, scale and write the features of both splits.
 
@@ -89,15 +97,22 @@ def build_features(
         The configured dataset; if given it must match ``info.json`` (else the audio folder is stale).
     clips_per_shard : int
         Clips per shard file (:mod:`advaudio.features.shards`).
+    staging_dir : str or Path, optional
+        Where finished shards and the scaling constants are staged until every output is written
+        (:mod:`advaudio.features.staging`); default ``<out_dir parent>/.resume/<out_dir name>``. A rerun
+        after a crash reuses what is staged there under the same inputs.
 
     Raises
     ------
     ConfigError
-        Unknown representation or settings impossible for this audio (e.g. dwt_fmin above Nyquist).
+        Unknown representation, settings impossible for this audio (e.g. dwt_fmin above Nyquist) or
+        ``clips_per_shard < 1``.
     DataError
         Bad or inconsistent inputs (message names the file), an empty training split, non-finite features.
     """
     rep = REPRESENTATIONS.get(representation)
+    if clips_per_shard < 1:
+        raise ConfigError(f"clips_per_shard must be >= 1, got {clips_per_shard}")
     audio_dir, out_dir = Path(audio_dir), Path(out_dir)
     inputs = read_audio_inputs(audio_dir=audio_dir)
     info = inputs.info
@@ -112,57 +127,92 @@ def build_features(
     if len(rows["train"]) == 0:
         raise DataError(f"{audio_dir / 'index.csv'}: the training split is empty; cannot fit the scaling")
     (out_dir / "meta.json").unlink(missing_ok=True)
+    for split in SPLITS:  # an earlier run's shards go now, not when the new ones are published (disk space)
+        shutil.rmtree(out_dir / split, ignore_errors=True)
     clips_path = audio_dir / "clips.npy"
+    store = FeatureStaging(staging_dir_for(out_dir) if staging_dir is None else staging_dir,
+                           key=fingerprint(audio_dir=audio_dir, representation=representation, config=config,
+                                           clips_per_shard=clips_per_shard))
+    if store.discarded:
+        print(f"spectrogram: deleted {store.directory}, staged from other inputs", flush=True)
 
-    def tasks(split: str, wanted: list[tuple[str, ...]]) -> Iterator[_Task]:
-        for i in range(0, len(rows[split]), CHUNK):
-            yield _Task(clips_path=str(clips_path), rows=tuple(int(r) for r in rows[split][i : i + CHUNK]),
-                        blocks=tuple(wanted[i : i + CHUNK]), representation=representation,
+    def tasks(split: str, positions: Sequence[int], wanted: list[tuple[str, ...]]) -> Iterator[_Task]:
+        for i in range(0, len(positions), CHUNK):
+            chunk = positions[i : i + CHUNK]
+            yield _Task(clips_path=str(clips_path), rows=tuple(int(rows[split][p]) for p in chunk),
+                        blocks=tuple(wanted[p] for p in chunk), representation=representation,
                         sample_rate=sample_rate, dwt_sample_rate=dwt_sample_rate, config=config)
 
-    def computed(split: str, wanted: list[tuple[str, ...]], pool, desc: str) -> Iterator[dict[str, np.ndarray]]:
-        bar = tqdm(total=len(rows[split]), desc=desc, unit="clip", disable=None)
-        position = 0
-        for result in pool.imap(_compute_task, tasks(split, wanted)):
+    def computed(split: str, positions: Sequence[int], wanted: list[tuple[str, ...]], pool,
+                 desc: str) -> Iterator[dict[str, np.ndarray]]:
+        """The blocks ``wanted[p]`` of the clips at ``positions`` of ``split``, in order, checked."""
+        bar = tqdm(total=len(positions), desc=desc, unit="clip", disable=None)
+        where = iter(positions)
+        for result in pool.imap(_compute_task, tasks(split, positions, wanted)):
             for blocks in result:
+                row = rows[split][next(where)]
                 for name, block in blocks.items():
                     if block.shape != shapes[name]:
-                        raise DataError(f"{clips_path}: row {rows[split][position]}: {name} block of shape "
+                        raise DataError(f"{clips_path}: row {row}: {name} block of shape "
                                         f"{block.shape}, expected {shapes[name]} for this clip length")
                     if not np.all(np.isfinite(block)):
-                        raise DataError(f"{clips_path}: row {rows[split][position]}: {split} {name} features "
-                                        "hold NaN or inf")
+                        raise DataError(f"{clips_path}: row {row}: {split} {name} features hold NaN or inf")
                 yield blocks
-                position += 1
             bar.update(len(result))
         bar.close()
 
-    n_train = len(rows["train"])
+    n_clips = {split: len(rows[split]) for split in SPLITS}
+    n_train = n_clips["train"]
     steps = {name: sample_step(n_clips=n_train, values_per_clip=int(np.prod(shape))) for name, shape in shapes.items()}
     in_sample = [tuple(name for name in shapes if i % steps[name] == 0) for i in range(n_train)]
-    scaling: dict[str, float] = {"spectrogram_rows": config.height}
+    keys = ["spectrogram_rows", *(KEY_PREFIX[name] + end for name in shapes for end in ("lo", "hi"))]
+    scaling = store.load_scaling(keys=keys)
+    done = {split: store.done_shards(split=split, shapes=shapes, n_clips=n_clips[split],
+                                     clips_per_shard=clips_per_shard) for split in SPLITS}
+    if scaling is not None:
+        counts = [f"{len(done[split])}/{n_shards(n_clips=n_clips[split], clips_per_shard=clips_per_shard)} {split}"
+                  for split in SPLITS]
+        print(f"spectrogram: resumes with {' shards and '.join(counts)} shards done (scaling constants saved; "
+              f"{store.directory})", flush=True)
     with feature_pool(workers=config.workers) as pool:
-        kept = list(computed("train", in_sample, pool, f"{representation} scaling sample"))
-        for name in shapes:
-            values = [blocks[name] for blocks in kept if name in blocks]
-            lo, hi = fit_block(values=np.concatenate([v.ravel() for v in values]),
-                               percentile=config.scale_percentile, block=name)
-            scaling[KEY_PREFIX[name] + "lo"], scaling[KEY_PREFIX[name] + "hi"] = lo, hi
+        kept: list[dict[str, np.ndarray]] | None = None  # the sample clips, when the sample pass runs now
+        if scaling is None:
+            kept = list(computed("train", range(n_train), in_sample, pool, f"{representation} scaling sample"))
+            scaling = {"spectrogram_rows": config.height}
+            for name in shapes:
+                values = [blocks[name] for blocks in kept if name in blocks]
+                lo, hi = fit_block(values=np.concatenate([v.ravel() for v in values]),
+                                   percentile=config.scale_percentile, block=name)
+                scaling[KEY_PREFIX[name] + "lo"], scaling[KEY_PREFIX[name] + "hi"] = lo, hi
+            store.save_scaling(scaling)
         written = {}
         for split in SPLITS:
-            writer = SplitWriter(out_dir, split=split, shapes=shapes, clips_per_shard=clips_per_shard)
-            if split == "train":
+            n = n_clips[split]
+            if split == "train" and kept is not None:
                 wanted = [tuple(name for name in shapes if name not in have) for have in in_sample]
             else:
-                wanted = [tuple(shapes)] * len(rows[split])
-            for i, fresh in enumerate(computed(split, wanted, pool, f"{representation} {split}")):
-                blocks = {**kept[i], **fresh} if split == "train" else fresh
-                if split == "train":
-                    kept[i] = {}  # free the kept clip once written
-                writer.add({name: scale_block(values=blocks[name], lo=scaling[KEY_PREFIX[name] + "lo"],
-                                              hi=scaling[KEY_PREFIX[name] + "hi"]) for name in shapes})
+                wanted = [tuple(shapes)] * n
+            todo = [p for p in range(n) if p // clips_per_shard not in done[split]]
+            fresh = computed(split, todo, wanted, pool, f"{representation} {split}")
+            writer = store.writer(split=split, shapes=shapes, clips_per_shard=clips_per_shard)
+            for index in range(n_shards(n_clips=n, clips_per_shard=clips_per_shard)):
+                positions = range(index * clips_per_shard, min(n, (index + 1) * clips_per_shard))
+                if index in done[split]:
+                    writer.reuse(n=len(positions))
+                    continue
+                for p in positions:
+                    blocks = next(fresh)
+                    if split == "train" and kept is not None:
+                        blocks = {**kept[p], **blocks}
+                        kept[p] = {}  # free the kept clip once written
+                    writer.add({name: scale_block(values=blocks[name], lo=scaling[KEY_PREFIX[name] + "lo"],
+                                                  hi=scaling[KEY_PREFIX[name] + "hi"]) for name in shapes})
+            if next(fresh, None) is not None:  # also lets the generator close its progress bar
+                raise RuntimeError(f"{split}: more clips computed than the shards hold")
             written[split] = writer.close()
     for split in SPLITS:
+        store.publish(out_dir, split=split, blocks=list(shapes), n_clips=n_clips[split],
+                      clips_per_shard=clips_per_shard)
         write_index(
             path=out_dir / f"{split}.csv", columns=inputs.columns, rows=[inputs.index[i] for i in rows[split]]
         )
@@ -181,4 +231,5 @@ def build_features(
                                     splits=written, clips_per_shard=clips_per_shard),
         },
     )
-    return FeatureResult(n_train=n_train, n_test=len(rows["test"]), input_shape=shape, scaling=scaling)
+    store.clear()  # every output is written: the staged state is no longer needed
+    return FeatureResult(n_train=n_train, n_test=n_clips["test"], input_shape=shape, scaling=scaling)

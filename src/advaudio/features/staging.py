@@ -1,0 +1,281 @@
+"""Crash-safe spectrogram stage: finished shards and the scaling constants are staged, then published.
+
+DVC deletes ``build/features`` before it reruns the spectrogram stage, so shards written there do not survive
+a crash or ``kill -9``. The stage therefore writes each shard (every block's file, each atomically) into a
+staging folder beside the output, ``<out parent>/.resume/<out name>/`` (``build/.resume/features/``, no DVC
+output), which holds
+
+- ``fingerprint.txt``: the :func:`fingerprint` of everything the features depend on;
+- ``scaling.json``: the fitted [0, 1] scaling constants, written once the scaling sample pass is done;
+- ``<split>/<block>-XXXXX.npy``: the shards finished so far, named as in the output
+  (:func:`advaudio.features.shards.shard_path`).
+
+A shard counts as done when the scaling constants are saved and every block's file of that shard is there
+with the dtype and shape it must have (each file is written atomically, so a file that is there is whole).
+A rerun reuses the constants and the done shards and computes only the clips of the others; a folder with
+another fingerprint is deleted. Once every shard is staged they are moved into the output
+(:meth:`FeatureStaging.publish`: ``os.replace``, free on one filesystem), the stage writes its index files and
+``meta.json`` last, and then deletes the folder (:meth:`FeatureStaging.clear`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import hashlib
+import json
+import os
+import shutil
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from advaudio.config import SpectrogramConfig
+from advaudio.errors import DataError
+from advaudio.features.shards import STORAGE_DTYPE, n_shards, shard_path
+from advaudio.io import atomic_path, read_json_object, save_npy, write_json, write_text
+
+RESUME_FOLDER = ".resume"  # beside the features folder: build/.resume/features
+AUDIO_FILES = ("clips.npy", "index.csv", "info.json")  # the augment stage's files the features are made from
+LIBRARIES = ("numpy", "scipy", "librosa", "soxr")  # packages whose versions can change the computed values
+_HASH_BLOCK = 1 << 22  # bytes read at a time while hashing files and shards
+
+
+def staging_dir_for(out_dir: str | Path) -> Path:
+    """The staging folder of the features folder ``out_dir``: ``<parent>/.resume/<name>``."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / RESUME_FOLDER / out_dir.name
+
+
+def fingerprint(*, audio_dir: str | Path, representation: str, config: SpectrogramConfig,
+                clips_per_shard: int) -> str:
+    """SHA-256 over everything the stored features depend on.
+
+    Covers the contents of ``clips.npy``, ``index.csv`` and ``info.json`` in ``audio_dir`` (streamed: at the
+    study's sizes clips.npy holds gigabytes, hashed at about 1 GB/s), the representation, ``config`` (as sorted
+    JSON), ``clips_per_shard``, the versions of :data:`LIBRARIES` and the source files of this package.
+
+    Parameters
+    ----------
+    audio_dir : str or Path
+        The augment stage's folder.
+    representation : str
+        The representation's name.
+    config : SpectrogramConfig
+        The spectrogram settings.
+    clips_per_shard : int
+        Clips per shard file.
+    """
+    settings = {"representation": representation, "config": dataclasses.asdict(config),
+                "clips_per_shard": clips_per_shard, "libraries": {name: _version(name) for name in LIBRARIES}}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    package = Path(__file__).resolve().parent
+    files = [(name, Path(audio_dir) / name) for name in AUDIO_FILES]
+    files += [(str(p.relative_to(package)), p) for p in sorted(package.rglob("*.py"))]
+    for name, path in files:
+        digest.update(f"{name}\0{path.stat().st_size}\0".encode())
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(_HASH_BLOCK), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+class FeatureStaging:
+    """The staging folder of one spectrogram run, valid for one fingerprint.
+
+    Parameters
+    ----------
+    directory : str or Path
+        The folder (:func:`staging_dir_for`); outside every DVC output.
+    key : str
+        The :func:`fingerprint` of the run's inputs; a folder staged under another key is deleted.
+    """
+
+    def __init__(self, directory: str | Path, *, key: str) -> None:
+        self.directory = Path(directory)
+        self.discarded = False  # True when a folder of other inputs was deleted
+        stamp = self.directory / "fingerprint.txt"
+        if self.directory.exists() and (not stamp.is_file() or stamp.read_text().strip() != key):
+            shutil.rmtree(self.directory)
+            self.discarded = True
+        if not stamp.is_file():
+            write_text(stamp, key + "\n")
+
+    @property
+    def scaling_path(self) -> Path:
+        return self.directory / "scaling.json"
+
+    def load_scaling(self, *, keys: list[str]) -> dict[str, Any] | None:
+        """The saved scaling constants, or ``None`` when the sample pass has not finished.
+
+        Raises
+        ------
+        DataError
+            Naming ``scaling.json``, when its keys are not ``keys`` (in that order) or a value is not a number.
+        """
+        if not self.scaling_path.is_file():
+            return None
+        scaling = read_json_object(self.scaling_path, missing_hint="written by the spectrogram stage")
+        if list(scaling) != keys or not all(isinstance(v, (int, float)) for v in scaling.values()):
+            raise DataError(f"{self.scaling_path}: keys {list(scaling)}, expected the numbers {keys}; delete "
+                            f"{self.directory} and rerun the stage")
+        return scaling
+
+    def save_scaling(self, scaling: dict[str, Any]) -> None:
+        """Save the fitted constants atomically (JSON floats round-trip exactly)."""
+        write_json(self.scaling_path, scaling)
+
+    def done_shards(self, *, split: str, shapes: dict[str, tuple[int, int]], n_clips: int,
+                    clips_per_shard: int) -> set[int]:
+        """Indices of the shards of ``split`` already staged in full (none until the scaling is saved)."""
+        if not self.scaling_path.is_file():
+            return set()
+        done = set()
+        for index in range(n_shards(n_clips=n_clips, clips_per_shard=clips_per_shard)):
+            n = min(clips_per_shard, n_clips - index * clips_per_shard)
+            if all(_holds(shard_path(self.directory, split=split, block=name, index=index), (n, *shape))
+                   for name, shape in shapes.items()):
+                done.add(index)
+        return done
+
+    def writer(self, *, split: str, shapes: dict[str, tuple[int, int]], clips_per_shard: int) -> StagedSplitWriter:
+        """A :class:`StagedSplitWriter` of ``split`` into this folder."""
+        return StagedSplitWriter(self.directory, split=split, shapes=shapes, clips_per_shard=clips_per_shard)
+
+    def publish(self, out_dir: str | Path, *, split: str, blocks: list[str], n_clips: int,
+                clips_per_shard: int) -> None:
+        """Move every shard of ``split`` into ``out_dir/<split>/`` (emptied first), copying across filesystems.
+
+        Raises
+        ------
+        DataError
+            Naming the shard, when one is not staged.
+        """
+        target = Path(out_dir) / split
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for index in range(n_shards(n_clips=n_clips, clips_per_shard=clips_per_shard)):
+            for name in blocks:
+                source = shard_path(self.directory, split=split, block=name, index=index)
+                if not source.is_file():
+                    raise DataError(f"{source}: not staged; rerun the spectrogram stage")
+                _move(source, shard_path(out_dir, split=split, block=name, index=index))
+
+    def clear(self) -> None:
+        """Delete the folder (the stage's outputs are written), and ``.resume`` if nothing else is in it."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+        try:
+            self.directory.parent.rmdir()
+        except OSError:
+            pass  # other staging folders are there
+
+
+def _holds(path: Path, shape: tuple[int, ...]) -> bool:
+    """Whether ``path`` is a readable float16 .npy array of ``shape``."""
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return array.dtype == np.dtype(STORAGE_DTYPE) and array.shape == shape
+
+
+def _move(source: Path, target: Path) -> None:
+    try:
+        os.replace(source, target)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        with atomic_path(target) as tmp:
+            shutil.copyfile(source, tmp)
+        source.unlink()
+
+
+class StagedSplitWriter:
+    """Writes the shards of one split into the staging folder, keeping the shards already there.
+
+    The caller goes through the shards in order: :meth:`reuse` takes a done shard as staged, :meth:`add` collects
+    the clips of the others (each full shard is written atomically, every block's file). :meth:`close` returns
+    what :class:`advaudio.features.shards.SplitWriter` returns for the same clips: the clip count and the
+    running SHA-256 over every shard's bytes in order (reused shards are hashed from their files).
+
+    Parameters
+    ----------
+    directory : str or Path
+        The staging folder; shards go to ``<directory>/<split>/``.
+    split : str
+        ``train`` or ``test``.
+    shapes : dict
+        Block name -> native (rows, frames); every clip must match.
+    clips_per_shard : int
+        Clips per shard file.
+    """
+
+    def __init__(self, directory: str | Path, *, split: str, shapes: dict[str, tuple[int, int]],
+                 clips_per_shard: int) -> None:
+        self.directory, self.split, self.shapes = Path(directory), split, dict(shapes)
+        self.clips_per_shard = clips_per_shard
+        (self.directory / split).mkdir(parents=True, exist_ok=True)
+        self._pending: dict[str, list[np.ndarray]] = {name: [] for name in self.shapes}
+        self._written = 0
+        self._hash = hashlib.sha256()
+
+    def add(self, blocks: dict[str, np.ndarray]) -> None:
+        """Append one clip: block name -> float16 (rows, frames) in [0, 1]."""
+        for name, shape in self.shapes.items():
+            block = blocks[name]
+            if block.shape != shape or block.dtype != np.dtype(STORAGE_DTYPE):
+                raise ValueError(f"{name} block {block.dtype} {block.shape}; expected {STORAGE_DTYPE} {shape}")
+            self._pending[name].append(block)
+        if self._n_pending() == self.clips_per_shard:
+            self._flush()
+
+    def reuse(self, *, n: int) -> None:
+        """Take the next shard, of ``n`` clips, as it is staged (between shards only).
+
+        Raises
+        ------
+        DataError
+            Naming the shard, when a block's file is missing or does not hold ``n`` clips of its shape.
+        """
+        if self._n_pending():
+            raise ValueError(f"{self.split}: reuse() in the middle of shard {self._written // self.clips_per_shard}")
+        index = self._written // self.clips_per_shard
+        for name, shape in self.shapes.items():
+            path = shard_path(self.directory, split=self.split, block=name, index=index)
+            if not _holds(path, (n, *shape)):
+                raise DataError(f"{path}: not a staged {STORAGE_DTYPE} array of shape {(n, *shape)}")
+            array = np.load(path, mmap_mode="r")
+            step = max(1, _HASH_BLOCK // max(1, array[0].nbytes))
+            for start in range(0, n, step):  # the bytes SplitWriter hashes, a few clips at a time
+                self._hash.update(np.ascontiguousarray(array[start : start + step]).data)
+            del array
+        self._written += n
+
+    def close(self) -> dict[str, Any]:
+        """Write the last (partial) shard; return ``{"n": clips, "sha256": digest of all shards}``."""
+        self._flush()
+        return {"n": self._written, "sha256": self._hash.hexdigest()}
+
+    def _n_pending(self) -> int:
+        return len(self._pending[next(iter(self.shapes))])
+
+    def _flush(self) -> None:
+        n = self._n_pending()
+        if n == 0:
+            return
+        index = self._written // self.clips_per_shard
+        for name in self.shapes:
+            array = np.stack(self._pending[name])
+            self._hash.update(array.tobytes())
+            save_npy(shard_path(self.directory, split=self.split, block=name, index=index), array)
+            self._pending[name] = []
+        self._written += n

@@ -1,0 +1,237 @@
+"""Crash-safe spectrogram stage: a run resumed from the staged shards equals an uninterrupted one; kill -9."""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+import advaudio.features.extract as extract
+import advaudio.features.scaling as scaling
+import advaudio.features.staging as staging
+from advaudio.features.extract import build_features
+from advaudio.features.staging import FeatureStaging, fingerprint, staging_dir_for
+from test_features_stage import CONFIG, write_fake_audio
+
+REPO = Path(__file__).resolve().parents[1]
+CPS = 3  # clips per shard: 13 training clips -> 5 shards (the last holds 1), 5 test clips -> 2
+N_TRAIN, N_TEST = 13, 5
+BLOCKS = {"stft": ("spectrogram",), "dwt_tonnetz": ("spectrogram", "tonnetz")}
+
+
+class Crash(Exception):
+    pass
+
+
+def _build(audio: Path, out: Path, *, representation: str = "stft", config=CONFIG):
+    return build_features(audio_dir=audio, out_dir=out, representation=representation, config=config,
+                          dataset="synth", clips_per_shard=CPS)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _done(folder: Path, *, split: str, blocks: tuple[str, ...], n: int) -> set[int]:
+    """Shards of ``split`` with every block's file staged in ``folder``."""
+    return {i for i in range(-(-n // CPS)) if all((folder / split / f"{b}-{i:05d}.npy").is_file() for b in blocks)}
+
+
+@pytest.fixture
+def computed(monkeypatch) -> list[tuple[int, str]]:
+    """(clips.npy row, block) of every block the stage computes, in order."""
+    calls: list[tuple[int, str]] = []
+    real = extract._compute_task
+
+    def counting(task):
+        calls.extend((r, b) for r, blocks in zip(task.rows, task.blocks) for b in blocks)
+        return real(task)
+
+    monkeypatch.setattr(extract, "_compute_task", counting)  # workers=1: tasks run in this process
+    return calls
+
+
+def _crash_after_saves(monkeypatch, saves: int) -> None:
+    """Make shard file number ``saves`` (0-based) raise, as a kill right after the ones before it would."""
+    real, count = staging.save_npy, [0]
+
+    def save(path, array):
+        if count[0] == saves:
+            raise Crash
+        count[0] += 1
+        real(path, array)
+
+    monkeypatch.setattr(staging, "save_npy", save)
+
+
+@pytest.mark.parametrize("representation, max_samples, saves", [
+    ("stft", None, 0),         # scaling saved, no shard yet
+    ("stft", None, 3),         # 3 of 5 train shards
+    ("stft", None, 6),         # every train shard and 1 of 2 test shards
+    ("stft", 60000, 2),        # the scaling sample is every 4th clip: kept clips must not be recomputed
+    ("dwt_tonnetz", None, 5),  # train shard 2 half written (spectrogram file only): recomputed whole
+])
+def test_a_run_resumed_after_a_crash_equals_the_uninterrupted_run_and_recomputes_only_unfinished_shards(
+        tmp_path, rng, monkeypatch, capsys, computed, representation, max_samples, saves):
+    if max_samples:
+        monkeypatch.setattr(scaling, "MAX_PERCENTILE_SAMPLES", max_samples)
+    audio, out = tmp_path / "audio", tmp_path / "features"
+    write_fake_audio(audio, rng=rng, n_train=N_TRAIN, n_test=N_TEST)
+    _build(audio, tmp_path / "whole", representation=representation)
+    reference = _files(tmp_path / "whole")
+    assert "train/spectrogram-00004.npy" in reference and "test/spectrogram-00001.npy" in reference
+    assert sorted(computed) == sorted((r, b) for r in range(N_TRAIN + N_TEST) for b in BLOCKS[representation])
+
+    with monkeypatch.context() as m:
+        _crash_after_saves(m, saves)
+        with pytest.raises(Crash):
+            _build(audio, out, representation=representation)
+    assert not (out / "meta.json").exists()
+    stage = staging_dir_for(out)
+    assert (stage / "scaling.json").is_file()
+    blocks = BLOCKS[representation]
+    done = {"train": _done(stage, split="train", blocks=blocks, n=N_TRAIN),
+            "test": _done(stage, split="test", blocks=blocks, n=N_TEST)}
+    assert sum(map(len, done.values())) == saves // len(blocks)
+
+    computed.clear()
+    capsys.readouterr()
+    _build(audio, out, representation=representation)
+    printed = capsys.readouterr().out
+    assert f"resumes with {len(done['train'])}/5 train shards and {len(done['test'])}/2 test shards done" in printed
+    assert _files(out) == reference
+    first = {"train": 0, "test": N_TRAIN}  # clips.npy row of each split's first clip
+    expected = [(first[split] + p, b) for split, n in (("train", N_TRAIN), ("test", N_TEST))
+                for p in range(n) if p // CPS not in done[split] for b in blocks]
+    assert sorted(computed) == sorted(expected)  # no sample pass, no finished shard again, nothing twice
+    assert not stage.exists() and not stage.parent.exists()
+
+
+def test_a_crash_in_the_scaling_sample_pass_reruns_it(tmp_path, rng, monkeypatch, computed):
+    audio, out = tmp_path / "audio", tmp_path / "features"
+    write_fake_audio(audio, rng=rng, n_train=N_TRAIN, n_test=N_TEST)
+    _build(audio, tmp_path / "whole")
+    def crash(**kwargs):
+        raise Crash
+
+    with monkeypatch.context() as m:
+        m.setattr(extract, "fit_block", crash)  # the sample pass is computed, the constants are not saved
+        with pytest.raises(Crash):
+            _build(audio, out)
+    assert not (staging_dir_for(out) / "scaling.json").exists()
+    computed.clear()
+    _build(audio, out)
+    assert sorted(computed) == [(r, "spectrogram") for r in range(N_TRAIN + N_TEST)]
+    assert _files(out) == _files(tmp_path / "whole")
+
+
+def test_a_staging_folder_of_other_inputs_is_discarded(tmp_path, rng, monkeypatch, capsys, computed):
+    audio, out = tmp_path / "audio", tmp_path / "features"
+    write_fake_audio(audio, rng=rng, n_train=N_TRAIN, n_test=N_TEST)
+    with monkeypatch.context() as m:
+        _crash_after_saves(m, 3)
+        with pytest.raises(Crash):
+            _build(audio, out)
+    assert len(list((staging_dir_for(out) / "train").glob("*.npy"))) == 3
+    changed = dataclasses.replace(CONFIG, top_db=40.0)
+    computed.clear()
+    capsys.readouterr()
+    _build(audio, out, config=changed)
+    printed = capsys.readouterr().out
+    assert "resumes" not in printed and f"deleted {staging_dir_for(out)}" in printed
+    assert sorted(computed) == [(r, "spectrogram") for r in range(N_TRAIN + N_TEST)]
+    _build(audio, tmp_path / "whole", config=changed)
+    assert _files(out) == _files(tmp_path / "whole")
+
+
+def test_the_fingerprint_covers_every_input(tmp_path, rng):
+    audio = tmp_path / "audio"
+    write_fake_audio(audio, rng=rng)
+
+    def key(**changes):
+        kw = {"audio_dir": audio, "representation": "stft", "config": CONFIG, "clips_per_shard": CPS, **changes}
+        return fingerprint(**kw)
+
+    base = key()
+    assert key() == base
+    changed = {key(representation="dwt"), key(config=dataclasses.replace(CONFIG, n_fft=1024)),
+               key(clips_per_shard=CPS + 1)}
+    for name, edit in (("clips.npy", lambda b: b[:-1] + bytes([b[-1] ^ 1])), ("index.csv", lambda b: b + b"\n"),
+                       ("info.json", lambda b: b.replace(b"synth", b"esc50"))):
+        path = audio / name
+        saved = path.read_bytes()
+        path.write_bytes(edit(saved))
+        changed.add(key())
+        path.write_bytes(saved)
+    assert base not in changed and len(changed) == 6
+    assert key() == base
+
+
+def test_a_store_with_another_key_is_deleted(tmp_path):
+    store = FeatureStaging(tmp_path / "s", key="a")
+    store.save_scaling({"spectrogram_rows": 16, "lo": -1.0, "hi": 0.5})
+    again = FeatureStaging(tmp_path / "s", key="a")
+    assert not again.discarded and again.load_scaling(keys=["spectrogram_rows", "lo", "hi"])["hi"] == 0.5
+    other = FeatureStaging(tmp_path / "s", key="b")
+    assert other.discarded and other.load_scaling(keys=["spectrogram_rows", "lo", "hi"]) is None
+    assert (tmp_path / "s" / "fingerprint.txt").read_text() == "b\n"
+
+
+def test_a_clean_run_leaves_no_staging_folder_and_hashes_the_shards_in_order(tmp_path, rng):
+    audio, out = tmp_path / "audio", tmp_path / "features"
+    write_fake_audio(audio, rng=rng, n_train=N_TRAIN, n_test=N_TEST)
+    _build(audio, out, representation="dwt_tonnetz")
+    assert not staging_dir_for(out).exists() and not (tmp_path / ".resume").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "features"]
+    meta = json.loads((out / "meta.json").read_text())
+    for split, n in (("train", N_TRAIN), ("test", N_TEST)):
+        digest = hashlib.sha256()
+        for i in range(-(-n // CPS)):
+            for block in BLOCKS["dwt_tonnetz"]:
+                digest.update(np.load(out / split / f"{block}-{i:05d}.npy").tobytes())
+        assert meta["storage"]["splits"][split] == {"n": n, "sha256": digest.hexdigest(), "shards": -(-n // CPS)}
+
+
+def _stage(root: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / "stages" / "spectrogram.py"), "--clips-per-shard", "2"],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.slow
+def test_kill_9_in_the_middle_of_the_spectrogram_stage_then_rerun_gives_the_uninterrupted_outputs(tmp_path):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    params = {"dataset": "synth", "representation": "dwt_tonnetz",
+              "spectrogram": {"height": 16, "width": 12, "tonnetz_height": 6, "dwt_scales": 24, "dwt_fmin": 60.0,
+                              "workers": 1}}
+    for root in (whole, broken):
+        write_fake_audio(root / "build" / "audio", rng=np.random.default_rng(5), n_train=24, n_test=8)
+        (root / "params.yaml").write_text(yaml.safe_dump(params))
+    out, _ = _stage(whole).communicate(timeout=600)
+    assert "spectrogram: 32 clips in" in out and "resumes" not in out, out
+    assert not (whole / "build" / ".resume").exists()  # deleted once the outputs are written
+
+    proc = _stage(broken)
+    staged = broken / "build" / ".resume" / "features" / "train"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not list(staged.glob("tonnetz-*.npy")):
+        time.sleep(0.02)  # a shard is complete once its last block (tonnetz) is there
+    assert proc.poll() is None, "the stage finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (broken / "build" / "features" / "meta.json").exists()  # nothing that looks finished
+    n_staged = len(list(staged.glob("tonnetz-*.npy")))
+    assert 1 <= n_staged < 12
+    shutil.rmtree(broken / "build" / "features", ignore_errors=True)  # what DVC does before it reruns a stage
+    out, _ = _stage(broken).communicate(timeout=600)
+    assert f"resumes with {n_staged}/12 train shards and 0/4 test shards done" in out, out
+    assert _files(broken / "build" / "features") == _files(whole / "build" / "features")
+    assert not (broken / "build" / ".resume").exists()
