@@ -174,6 +174,7 @@ def test_the_fingerprint_covers_every_input(tmp_path, rng):
         path.write_bytes(saved)
     assert base not in changed and len(changed) == 6
     assert key() == base
+    assert key(config=dataclasses.replace(CONFIG, workers=CONFIG.workers + 1)) == base  # speed only
 
 
 def test_a_store_with_another_key_is_deleted(tmp_path):

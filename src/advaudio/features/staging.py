@@ -55,8 +55,8 @@ def fingerprint(*, audio_dir: str | Path, representation: str, config: Spectrogr
 
     Covers the contents of ``clips.npy``, ``index.csv`` and ``info.json`` in ``audio_dir`` (streamed: at the
     study's sizes clips.npy holds about 12 GB for UrbanSound8K, hashed at 0.5-1 GB/s, against hours of
-    feature computation), the representation, ``config`` (as sorted JSON), ``clips_per_shard``, the versions
-    of :data:`LIBRARIES` and the source files of this package.
+    feature computation), the representation, ``config`` but its ``workers`` (as sorted JSON),
+    ``clips_per_shard``, the versions of :data:`LIBRARIES` and the source files of this package.
 
     Parameters
     ----------
@@ -69,7 +69,10 @@ def fingerprint(*, audio_dir: str | Path, representation: str, config: Spectrogr
     clips_per_shard : int
         Clips per shard file.
     """
-    settings = {"representation": representation, "config": dataclasses.asdict(config),
+    # the worker count changes the speed, never a value: a rerun with fewer workers (after running out of
+    # memory, say) still resumes
+    kept = {k: v for k, v in dataclasses.asdict(config).items() if k != "workers"}
+    settings = {"representation": representation, "config": kept,
                 "clips_per_shard": clips_per_shard, "libraries": {name: _version(name) for name in LIBRARIES}}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     package = Path(__file__).resolve().parent
