@@ -21,10 +21,14 @@ from art.attacks.evasion import SaliencyMapMethod
 from art.estimators.classification import PyTorchClassifier
 
 from advaudio.attacks import ATTACKS
+from advaudio.evaluation.pool_source import ReaderPool
 from advaudio.evaluation.victims import select_victims
-from advaudio.features.store import load_split, read_meta
-from advaudio.evaluation.verify import predict, verify_adversarials
+from advaudio.features.store import open_split, read_meta
+from advaudio.evaluation.verify import verify_adversarials
 from advaudio.models.checkpoint import load_checkpoint
+from advaudio.models.predict import predict_batches
+
+BATCH = 64  # test images per forward batch (predictions and PIA's starting pool)
 
 
 def timed(fn):
@@ -44,12 +48,12 @@ def main() -> None:
     args = ap.parse_args()
     model, cfg = load_checkpoint(args.checkpoint, device="cpu")
     meta = read_meta(args.features)
-    test = load_split(args.features, "test", meta=meta)
+    test = open_split(args.features, "test", meta=meta)  # streamed: only the victims are held
     labels, n_classes = test.y.numpy(), int(meta["n_classes"])
-    x_all = test.x
-    rows, targets = select_victims(labels=labels, predictions=predict(model=model, x=x_all).numpy(),
-                                   n_victims=args.n, n_classes=n_classes, seed=0)
-    x, y, t = x_all[rows], torch.from_numpy(labels[rows]), torch.from_numpy(targets)
+    predictions = predict_batches(model, (xb for xb, _ in test.batches(batch_size=BATCH))).argmax(dim=1).numpy()
+    rows, targets = select_victims(labels=labels, predictions=predictions, n_victims=args.n, n_classes=n_classes,
+                                   seed=0)
+    x, y, t = test.read(rows), torch.from_numpy(labels[rows]), torch.from_numpy(targets)
     n, d = len(x), x[0].numel()
     fmodel = fb.PyTorchModel(model, bounds=(0, 1))
     crit = fb.criteria.TargetedMisclassification(t)
@@ -91,7 +95,8 @@ def main() -> None:
 
     pia = ATTACKS.get("pia")(steps=args.nes_steps, samples=50)
     stats = {}
-    (_, adv, _), s = timed(lambda: pia(fmodel, x, crit, epsilons=0.3, starting_pool=x_all, stats=stats))
+    pool = ReaderPool(test, batch_size=BATCH)  # the test split, read in batches
+    (_, adv, _), s = timed(lambda: pia(fmodel, x, crit, epsilons=0.3, starting_pool=pool, stats=stats))
     ours = report(f"pia NES (project, {stats['queries'] // n} q/sample)", adv, s)
     es_bim = fb.gradient_estimators.es_gradient_estimator(fb.attacks.L2BasicIterativeAttack, samples=50,
                                                           sigma=0.001, bounds=(0, 1), clip=True)

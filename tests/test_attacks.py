@@ -146,18 +146,80 @@ def test_nes_estimate_aligns_with_true_gradient():
     assert oracle.queries == 2 * 3 * 2000
 
 
+class ListedPool:
+    """A :class:`~advaudio.attacks.pool.PoolSource` over a tensor that records what it is asked for."""
+
+    def __init__(self, images, *, batch_size):
+        self.images, self.batch_size = images, batch_size
+        self.batch_sizes, self.reads = [], []
+
+    def __len__(self):
+        return len(self.images)
+
+    def image_batches(self, *, multiple_of, device):
+        step = math.ceil(self.batch_size / multiple_of) * multiple_of
+        for start in range(0, len(self.images), step):
+            self.batch_sizes.append(len(self.images[start : start + step]))
+            yield self.images[start : start + step].clone().to(device)
+
+    def read(self, rows, *, device):
+        self.reads.append(np.asarray(rows).tolist())
+        return self.images[torch.from_numpy(rows)].clone().to(device)
+
+
 def test_starting_pool_is_classified_once_for_every_batch_it_serves():
-    from advaudio.attacks.common import StartingPool
     from advaudio.attacks.pia import pick_starting_points
+    from advaudio.attacks.pool import StartingPool
 
     model = smooth_model()
-    oracle = TopKOracle(predict=model, k=K, chunk=32)
-    pool = StartingPool(POOL)
-    for targets in (torch.tensor([0, 1]), torch.tensor([2, 3, 1])):
-        starts, found = pick_starting_points(oracle=oracle, pool=pool, targets=targets, fallback=torch.zeros(len(targets), *SHAPE))
-        with torch.no_grad():
-            assert (model(starts[found]).argmax(1) == targets[found]).all()
-    assert oracle.queries == len(POOL)
+    source = ListedPool(POOL, batch_size=50)
+    picked = {}
+    for images in (POOL, source):
+        oracle = TopKOracle(predict=model, k=K, chunk=32)
+        pool = StartingPool(images)
+        for targets in (torch.tensor([0, 1]), torch.tensor([2, 3, 1])):
+            fallback = torch.zeros(len(targets), *SHAPE)
+            starts, found = pick_starting_points(oracle=oracle, pool=pool, targets=targets, fallback=fallback)
+            assert starts is not fallback and not fallback.any()  # a new tensor: the attack writes into it
+            assert found.any() and torch.equal(starts[~found], fallback[~found])
+            with torch.no_grad():
+                assert (model(starts[found]).argmax(1) == targets[found]).all()
+            picked.setdefault(len(targets), []).append((starts, int(found.sum())))
+        assert oracle.queries == len(POOL)
+    assert all(torch.equal(a, b) and m == n for (a, m), (b, n) in picked.values())  # the same from either form
+    assert source.batch_sizes == [64] * 12  # 50 rounded up to the oracle's chunk of 32; once, not per batch
+    assert [len(r) for r in source.reads] == [n for _, (_, n) in picked.values()]  # only the picked are fetched
+
+
+def test_pia_with_a_streamed_pool_equals_the_tensor_pool():
+    model = smooth_model()
+    x, _, t = victims(model, n=6)
+    fmodel = fb.PyTorchModel(model, bounds=(0, 1))
+    crit = fb.criteria.TargetedMisclassification(t)
+    for norm, chunk in (("linf", 32), ("l2", 7)):
+        attack = ATTACKS.get("pia")(steps=20, samples=10, lr=0.05, chunk=chunk, norm=norm, seed=3)
+        tensor_stats, streamed_stats = {}, {}
+        expected = attack.run(fmodel, x, crit, epsilon=0.3, starting_pool=POOL, stats=tensor_stats)
+        source = ListedPool(POOL, batch_size=20)
+        got = attack.run(fmodel, x, crit, epsilon=0.3, starting_pool=source, stats=streamed_stats)
+        assert torch.equal(got, expected), norm
+        assert streamed_stats == tensor_stats and tensor_stats["queries"] > len(POOL), norm
+        assert max(source.batch_sizes) <= math.ceil(20 / chunk) * chunk and sum(source.batch_sizes) == len(POOL)
+        assert sum(len(r) for r in source.reads) <= len(x)
+
+
+def test_starting_pool_rejects_what_it_cannot_read():
+    from advaudio.attacks.pool import StartingPool
+
+    with pytest.raises(TypeError, match="tensor or a PoolSource"):
+        StartingPool([POOL[0], POOL[1]])
+
+    class Longer(ListedPool):
+        def __len__(self):
+            return len(self.images) + 1
+
+    with pytest.raises(ValueError, match="yielded 768 images but has len 769"):
+        StartingPool(Longer(POOL, batch_size=64)).top1(lambda z: z.flatten(1)[:, 0].long(), torch.device("cpu"))
 
 
 def test_bim_a_stops_at_first_success_and_matches_bim_b_prefix():

@@ -7,7 +7,7 @@ import torch
 from advaudio.errors import ConfigError, DataError
 from advaudio.evaluation.budget import budget_search
 from advaudio.evaluation.victims import select_victims
-from toy_attack_models import LADDERS, SHAPE, ConstantModel, NoGradModel, run, smooth_model, victims
+from toy_attack_models import LADDERS, SHAPE, ConstantModel, NoGradModel, band_model, run, smooth_model, victims
 
 
 def test_cw_finds_smaller_perturbations_than_bim_b():
@@ -136,3 +136,36 @@ def test_a_rung_repeating_an_earlier_one_is_not_run_again():
     assert first.fooling_rate < 1 and both.level == 2 and both.fr_per_level == [first.fooling_rate] * 2
     assert both.gradient_calls == first.gradient_calls  # the repeated rung cost nothing
     np.testing.assert_array_equal(both.adv, first.adv)
+
+
+def test_a_streamed_reader_pool_gives_the_tensor_pools_search(tmp_path):
+    from advaudio.evaluation.pool_source import ReaderPool
+    from advaudio.features.store import open_features
+    from advaudio.training.fake_features import write_fake_features
+
+    # the pool: a real test split, stored at 9 x 8 in shards of 7 and resized to 6 x 6 when read
+    pool = open_features(write_fake_features(tmp_path, sources_per_class=16, size=SHAPE[1:], native_size=(9, 8),
+                                             clips_per_shard=7)).test
+    model = band_model()
+    pool_x = pool.load()
+    with torch.no_grad():
+        reachable = sorted(set(model(pool_x).argmax(1).tolist()))
+    assert len(reachable) >= 3
+    x = (0.3 + 0.4 * torch.rand((6, *SHAPE), generator=torch.Generator().manual_seed(1)))
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    t = torch.tensor([next(c for c in reachable[i % len(reachable):] + reachable if c != int(label))
+                      for i, label in enumerate(y)])
+    ladder = [{"epsilon": e, "steps": 15, "samples": 10, "lr": 0.05, "chunk": 3} for e in (0.02, 0.3)]
+
+    def search(starting_pool):
+        return budget_search(name="pia", model=model, x=x, labels=y, targets=t, ladder=ladder, target_fooling_rate=1.0,
+                             batch_size=4, starting_pool=starting_pool, seed=7)
+
+    expected, got = search(pool_x), search(ReaderPool(pool, batch_size=4))  # batches of 6: 4 up to 2 x chunk
+    assert expected.level == 2 and expected.queries > 2 * len(pool)  # both rungs ran, each classified the pool
+    np.testing.assert_array_equal(got.adv, expected.adv)
+    np.testing.assert_array_equal(got.l2, expected.l2)
+    np.testing.assert_array_equal(got.success, expected.success)
+    assert (got.queries, got.forward_calls, got.gradient_calls) == (expected.queries, expected.forward_calls, 0)
+    assert got.fr_per_level == expected.fr_per_level

@@ -163,3 +163,124 @@ def test_recheck_counts_only_valid_adversarials_of_the_right_class():
     assert untargeted.tolist() == [True, True, False, False]
     bounded = rechecked_success(model=model, x=x, adv=adv, labels=labels, targets=None, bound=0.5)
     assert bounded.tolist() == [False, False, False, False]
+
+
+# --- the attack stages read the test split streamed (evaluation/attack_run.py, evaluation/recheck.py) ---
+
+N_VICTIMS = 6
+
+
+def _stage_root(root):
+    """A tiny attack-stage tree: fake features (16 test clips stored at 24 x 20 in shards of 5, read at
+    16 x 16), placeholder checkpoints (the victim comes from :func:`_band_victim`) and params.yaml."""
+    import yaml
+
+    from advaudio.training.fake_features import write_fake_features
+
+    write_fake_features(root / "build/features", sources_per_class=16, size=(16, 16), native_size=(24, 20),
+                        clips_per_shard=5)
+    (root / "build/model").mkdir(parents=True)
+    for name in ("model.pt", "retrained.pt"):
+        (root / "build/model" / name).write_bytes(b"placeholder: the tests patch load_victim")
+    ladders = {
+        "bim_b": [{"epsilon": 1.5, "steps": 5, "rel_stepsize": 0.2}],
+        "deepfool": [{"steps": 20}],
+        "pia": [{"epsilon": e, "steps": 10, "samples": 10, "chunk": 4} for e in (0.05, 0.3)],
+    }
+    params = {"device": "cpu", "seed": 3, "attack": {
+        "attacks": list(ladders), "ladders": ladders, "n_victims": N_VICTIMS, "n_examples": 2, "batch_size": 4,
+        "target_fooling_rate": 1.0, "bound": 1.0, "bound_scaling": "none", "curve_points": 5}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+def _band_victim(path, *, device):
+    from toy_attack_models import band_model
+
+    return band_model(size=(16, 16)).to(device)
+
+
+def _run_stage(root, modes=("clean", "bounded")):
+    """run_mode for ``modes`` in order, writing what the next stage reads; ``{mode: ModeRun}``."""
+    from advaudio.config import load_params
+    from advaudio.evaluation.attack_run import run_mode
+    from advaudio.io import save_npz, write_json
+
+    torch.set_num_threads(1)  # tiny tensors: threads only contend
+    params = load_params(root / "params.yaml")
+    runs = {}
+    for mode in modes:
+        run = runs[mode] = run_mode(params=params, mode=mode, root=root)
+        if mode == "clean":
+            save_npz(root / "build/attacks/clean/victims.npz", **run.victims)
+        save_npz(root / "build/attacks" / mode / "results.npz", **run.results)
+        write_json(root / "metrics" / f"attack_{mode}.json", run.metrics)
+        run.store.clear()
+    return runs
+
+
+def _same_outputs(a, b):
+    for field in ("results", "examples", "victims", "curves"):
+        x, y = getattr(a, field), getattr(b, field)
+        assert sorted(x) == sorted(y), field
+        for key in x:
+            assert x[key].dtype == y[key].dtype, (field, key)
+            np.testing.assert_array_equal(x[key], y[key], err_msg=f"{field}:{key}")
+
+    def untimed(metrics):
+        return {k: {m: v for m, v in e.items() if m != "seconds"} if isinstance(e, dict) else e
+                for k, e in metrics.items()}
+
+    assert untimed(a.metrics) == untimed(b.metrics)
+
+
+def test_attack_stages_stream_the_test_split_with_the_materialised_paths_results(tmp_path, monkeypatch):
+    from advaudio.evaluation import attack_run
+    from advaudio.features.reader import TensorSplit
+
+    monkeypatch.setattr(attack_run, "load_victim", _band_victim)
+    streamed = _run_stage(_stage_root(tmp_path / "streamed"))
+    assert streamed["clean"].metrics["pia"]["fooling_rate"] > 0 and streamed["clean"].metrics["pia"]["queries"] > 0
+
+    # the materialised path the stages took before: the whole split as one tensor (what load_split gave),
+    # predictions over its slices, victims indexed from it and the tensor itself as PIA's starting pool
+    real_open = attack_run.open_split
+
+    def materialised(directory, name, *, meta):
+        reader = real_open(directory, name, meta=meta)
+        return TensorSplit(x=reader.load(), y=reader.y, fold=reader.fold, original=reader.original)
+
+    monkeypatch.setattr(attack_run, "open_split", materialised)
+    monkeypatch.setattr(attack_run, "ReaderPool", lambda reader, *, batch_size: reader.x)
+    whole = _run_stage(_stage_root(tmp_path / "whole"))
+    for mode in streamed:
+        _same_outputs(streamed[mode], whole[mode])
+
+
+def test_attack_stages_and_recheck_never_hold_the_whole_test_split(tmp_path, monkeypatch):
+    from advaudio.evaluation import attack_run, recheck
+    from advaudio.features.reader import ShardSplit, SplitReader
+
+    root = _stage_root(tmp_path)
+    gathered = []
+    real_gather = ShardSplit._gather
+
+    def gather(self, rows, *, pin):
+        gathered.append(len(rows))
+        return real_gather(self, rows, pin=pin)
+
+    def load(self, *args, **kwargs):
+        raise AssertionError("the attack stages must not materialise a split")
+
+    monkeypatch.setattr(ShardSplit, "_gather", gather)
+    monkeypatch.setattr(SplitReader, "load", load)
+    monkeypatch.setattr(attack_run, "load_victim", _band_victim)
+    monkeypatch.setattr(recheck, "load_checkpoint", lambda path, *, device: (_band_victim(path, device=device), {}))
+    runs = _run_stage(root)
+    n_test = len(runs["clean"].results["test_labels"])
+    # batches of 4 (attack.batch_size; PIA's chunk of 4 keeps the pool's at 4), the 6 victims, the picked starts
+    assert n_test == 16 and max(gathered) == N_VICTIMS < n_test
+    assert sum(gathered) > 3 * n_test  # predictions once and the pool once per PIA rung, all of it streamed
+    for mode in runs:
+        rates = recheck.recheck_mode(mode=mode, root=root)
+        assert rates and all(reported == rechecked for reported, rechecked in rates.values()), rates

@@ -16,7 +16,7 @@ from advaudio.features.inputs import INDEX_COLUMNS
 from advaudio.features.reader import TensorSplit
 from advaudio.features.representations import REPRESENTATIONS, stored_bytes_per_clip, target_shapes
 from advaudio.features.resize import resize_batch
-from advaudio.features.store import load_split, open_features, read_meta
+from advaudio.features.store import open_features, open_split, read_meta
 from advaudio.models import build_model
 from advaudio.training.fake_features import write_fake_features
 from advaudio.training.loop import fit
@@ -70,8 +70,8 @@ def test_reads_agree_whatever_the_path(sharded):
     assert isinstance(cached, TensorSplit)
     torch.testing.assert_close(cached.read(rows), full[rows], rtol=0, atol=0)
     assert reader.cached(max_bytes=100) is reader  # too big for the cache: streamed
-    test = load_split(sharded, "test", meta=read_meta(sharded))  # the evaluation API: one tensor
-    assert test.x.shape[1:] == (1, 16, 16) and len(test.x) == len(test.y) == len(test.fold)
+    test = open_split(sharded, "test", meta=read_meta(sharded))  # what the attack stages read
+    assert test.input_shape == (1, 16, 16) and len(test) == len(test.y) == len(test.fold) > 0
 
 
 def test_streamed_and_cached_training_give_identical_weights(sharded):

@@ -8,7 +8,7 @@ import torch
 
 from advaudio.config import params_from_dict
 from advaudio.errors import ConfigError, DataError
-from advaudio.features.store import load_split, open_features, read_meta
+from advaudio.features.store import open_features, open_split, read_meta
 from advaudio.training.data import train_val_rows
 from advaudio.training.fake_features import write_fake_features
 from advaudio.training.run import train_victim
@@ -101,11 +101,11 @@ def test_bad_params_fail_with_the_allowed_set():
 
 def test_bad_feature_files_are_named(tmp_path):
     with pytest.raises(DataError, match="meta.json"):
-        load_split(tmp_path, "test", meta=read_meta(tmp_path))
+        open_split(tmp_path, "test", meta=read_meta(tmp_path))
     write_fake_features(tmp_path, sources_per_class=2)
     np.save(tmp_path / "test" / "spectrogram-00000.npy", np.zeros((3, 8, 8), dtype=np.float32))
     with pytest.raises(DataError, match=r"spectrogram-00000.npy.*expected float16 \(2, 16, 16\)"):
-        load_split(tmp_path, "test", meta=read_meta(tmp_path))
+        open_split(tmp_path, "test", meta=read_meta(tmp_path))
     (tmp_path / "test" / "spectrogram-00000.npy").unlink()
     with pytest.raises(DataError, match=r"spectrogram-00000.npy' not found"):
         open_features(tmp_path)

@@ -56,6 +56,21 @@ class NoGradModel(torch.nn.Module):
         return self.inner(NoBackward.apply(x))
 
 
+def band_model(*, size: tuple[int, int] = SHAPE[1:], n_classes: int = K) -> torch.nn.Module:
+    """Logits that tell the classes of :func:`advaudio.training.fake_features.write_fake_features` apart:
+    class k scores the mean of the rows around its band (k + 0.5) * height / n_classes. No gradients."""
+    h, w = size
+    rows = torch.arange(h, dtype=torch.float32)
+    centres = (torch.arange(n_classes, dtype=torch.float32) + 0.5) * h / n_classes
+    weight = torch.exp(-0.5 * ((rows[None, :] - centres[:, None]) / (h / (2 * n_classes))) ** 2)  # (K, h)
+    linear = torch.nn.Linear(h * w, n_classes)
+    with torch.no_grad():
+        linear.weight.copy_((10.0 * weight / w)[:, :, None].expand(n_classes, h, w).flatten(1))
+        linear.bias.zero_()
+    model = torch.nn.Sequential(torch.nn.Flatten(), linear).eval()
+    return model.requires_grad_(False)
+
+
 POOL = torch.cat([torch.rand((256, *SHAPE), generator=torch.Generator().manual_seed(5)) ** p for p in (0.2, 1.0, 5.0)])
 
 

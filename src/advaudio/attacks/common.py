@@ -1,5 +1,6 @@
 """Small helpers shared by the attacks written here against foolbox 3's interfaces, and
-:class:`AttackInterface`, the declarative call interface every registered attack carries."""
+:class:`AttackInterface`, the declarative call interface every registered attack carries (starting pools:
+:mod:`advaudio.attacks.pool`)."""
 
 from __future__ import annotations
 
@@ -11,37 +12,6 @@ import eagerpy as ep
 import foolbox as fb
 import torch
 from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
-
-
-class StartingPool:
-    """Candidate start images for attacks that start from an image of the target class (``starting_pool``).
-
-    The top-1 classes of the pool are asked of the model once, through the first oracle that needs them
-    (:meth:`top1`), and reused by every later batch the pool is handed to; a caller creates one pool per rung.
-    The images stay where they are; :meth:`images` moves them to a device.
-
-    Parameters
-    ----------
-    images : torch.Tensor
-        ``(P, ...)`` candidates inside the model's bounds.
-    """
-
-    def __init__(self, images: torch.Tensor) -> None:
-        self._images = images
-        self._top1: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self._images)
-
-    def images(self, device: torch.device) -> torch.Tensor:
-        """The candidates on ``device``."""
-        return self._images.to(device)
-
-    def top1(self, classify: Callable[[torch.Tensor], torch.Tensor], device: torch.device) -> torch.Tensor:
-        """``(P,)`` top-1 classes, from ``classify`` (a query function counting its samples) the first time."""
-        if self._top1 is None:
-            self._top1 = classify(self.images(device))
-        return self._top1.to(device)
 
 
 class AttackInterface:

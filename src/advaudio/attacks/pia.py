@@ -18,7 +18,8 @@ import foolbox as fb
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import AttackInterface, rung_setting, StartingPool, check_bound, targeted_run_inputs
+from advaudio.attacks.common import AttackInterface, rung_setting, check_bound, targeted_run_inputs
+from advaudio.attacks.pool import PoolSource, StartingPool
 
 NORMS = ("linf", "l2")
 
@@ -122,17 +123,31 @@ def pick_starting_points(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """For each target, the first pool image the oracle labels as that target (top-1).
 
-    The pool is classified through ``oracle`` only the first time it is asked (:class:`StartingPool`).
-    Returns ``(starts, found)``; rows with no such image get ``fallback`` and ``found = False``.
+    The pool is classified through ``oracle`` only the first time it is asked, in forward batches of the
+    oracle's chunk (:class:`~advaudio.attacks.pool.StartingPool`); only the picked images are fetched.
+
+    Returns
+    -------
+    starts : torch.Tensor
+        A new tensor shaped like ``fallback``: each row's start, ``fallback``'s row where none was found.
+    found : torch.Tensor
+        ``(b,)`` bool, whether the pool has an image of the row's target.
     """
     device = fallback.device
-    top1 = pool.top1(lambda images: oracle(images)[0][:, 0], device)
-    images = pool.images(device)
+    top1 = pool.top1(lambda images: oracle(images)[0][:, 0], device, chunk=oracle.chunk)
     match = top1[None, :] == targets[:, None]  # (b, P)
     found = match.any(dim=1)
     first = match.float().argmax(dim=1)
-    starts = torch.where(found.view(-1, *[1] * (images.dim() - 1)), images[first], fallback)
+    starts = fallback.clone()
+    if found.any():
+        starts[found] = pool.take(first[found], device).to(starts.dtype)
     return starts, found
+
+
+def _pool_images(starting_pool: Any) -> torch.Tensor | PoolSource:
+    """``starting_pool`` as :class:`~advaudio.attacks.pool.StartingPool` takes it: a source as is, anything
+    else as a raw tensor (foolbox passes eagerpy tensors on)."""
+    return starting_pool if isinstance(starting_pool, PoolSource) else ep.astensor(starting_pool).raw
 
 
 def ball_sizes(delta: torch.Tensor, norm: str) -> torch.Tensor:
@@ -179,10 +194,12 @@ def nes_steps(x: torch.Tensor, g: torch.Tensor, lrs: torch.Tensor, *, norm: str)
 class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
     """Ilyas et al.'s partial-information attack; the call's ``epsilon`` is the goal radius in ``norm``.
 
-    Call with ``starting_pool=`` a batch of candidate start images (e.g. the test split); the attack picks,
-    through the oracle, one the victim puts in each target class. The model is only ever queried through
-    :class:`TopKOracle` (forward-only). Pass ``stats=`` a dict to have the number of samples the oracle was
-    asked about added to ``stats["queries"]`` (the key is created if absent); the attack keeps no state.
+    Call with ``starting_pool=`` candidate start images (e.g. the test split: a tensor, a
+    :class:`~advaudio.attacks.pool.PoolSource` or a :class:`~advaudio.attacks.pool.StartingPool`); the
+    attack picks, through the oracle, one the victim puts in each target class. The model is only ever
+    queried through :class:`TopKOracle` (forward-only). Pass ``stats=`` a dict to have the number of
+    samples the oracle was asked about added to ``stats["queries"]`` (the key is created if absent); the
+    attack keeps no state.
 
     ``norm="linf"`` is Ilyas et al.'s attack. ``norm="l2"`` runs the same algorithm in the L2 norm: the radius
     around the victim shrinks in L2 to ``epsilon``; each NES step is ``g / ||g||_2`` times ``lr * sqrt(d)``
@@ -302,9 +319,10 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
             The targets.
         epsilon : float
             Goal radius around each input, in ``norm``.
-        starting_pool : tensor or StartingPool
-            Candidate start images; required. A :class:`~advaudio.attacks.common.StartingPool` shared by
-            several calls is classified only once.
+        starting_pool : tensor, PoolSource or StartingPool
+            Candidate start images; required. A :class:`~advaudio.attacks.pool.PoolSource` is streamed
+            (classified in batches, only the picked images fetched); a
+            :class:`~advaudio.attacks.pool.StartingPool` shared by several calls is classified only once.
         stats : dict, optional
             Caller-owned; ``stats["queries"]`` is increased by the samples queried (also when the attack
             raises).
@@ -318,7 +336,7 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
         if starting_pool is None:
             raise ValueError("pia needs starting_pool=: candidate images to start from (e.g. the test split)")
         x0 = x0_ep.raw
-        pool = starting_pool if isinstance(starting_pool, StartingPool) else StartingPool(ep.astensor(starting_pool).raw)
+        pool = starting_pool if isinstance(starting_pool, StartingPool) else StartingPool(_pool_images(starting_pool))
         oracle = TopKOracle(predict=lambda z: model(ep.astensor(z)).raw, k=self.k, chunk=self.chunk)
         try:
             x = self._attack(oracle, x0, pool, targets, epsilon, tuple(model.bounds))
@@ -368,3 +386,4 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
             active = active[~done]
         goal_radius = torch.full((n,), float(goal), device=x0.device, dtype=x0.dtype)
         return project_to_ball(x0, x[:, None], goal_radius, norm=norm, bounds=bounds)[:, 0]
+

@@ -10,6 +10,11 @@ the target. ``victims_misclassified`` in the metrics says how many there were, a
 
 The victim's weights are frozen (``requires_grad`` off): every attack step would otherwise also compute
 weight gradients nobody reads.
+
+The test split is streamed, never held whole (:func:`~advaudio.features.store.open_split`): its
+predictions are computed batch by batch, only the victims are read into memory, and PIA's starting pool
+reads the split in batches and fetches just the start images it picks
+(:class:`~advaudio.evaluation.pool_source.ReaderPool`). Peak memory therefore does not grow with the split.
 """
 
 from __future__ import annotations
@@ -35,8 +40,9 @@ from advaudio.evaluation.precision import exact_float32
 from advaudio.evaluation.resume import RESUME_DIR, ResumeStore, fingerprint
 from advaudio.evaluation.sanity import run_sanity_checks
 from advaudio.models.checkpoint import load_checkpoint
-from advaudio.models.predict import predict
-from advaudio.features.store import load_split, read_meta
+from advaudio.evaluation.pool_source import ReaderPool
+from advaudio.models.predict import predict_batches
+from advaudio.features.store import open_split, read_meta
 
 
 @dataclass
@@ -72,15 +78,15 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     device = torch.device(resolve_device(params.device))
     model = load_victim(root / "build/model" / spec.checkpoint, device=device)
     meta = read_meta(root / "build/features")
-    test = load_split(root / "build/features", "test", meta=meta)
+    test = open_split(root / "build/features", "test", meta=meta)
     test_labels, class_names = test.y.numpy(), list(meta["class_names"])
-    x_all = test.x.to(device)
     victims_path = root / "build/attacks/clean/victims.npz"
     batch = attack_batch_size(explicit=cfg.batch_size, model=model, input_shape=meta["input_shape"], device=device)
     print(f"attack_{mode}: {batch} victims per batch "
           f"({'attack.batch_size' if cfg.batch_size else 'sized from measured memory'})", flush=True)
     with exact_float32():
-        test_predictions = predict(model, x_all, batch_size=batch).argmax(dim=1).numpy()
+        logits = predict_batches(model, (xb for xb, _ in test.batches(batch_size=batch, device=device)))
+    test_predictions = logits.argmax(dim=1).numpy()
     if spec.draws_victims:
         preds = test_predictions
         rows, targets = select_victims(labels=test_labels, predictions=preds, n_victims=cfg.n_victims,
@@ -88,7 +94,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     else:
         rows, targets = _load_victims(victims_path, test_labels)
     labels = test_labels[rows]
-    x = x_all[rows]
+    x = test.read(rows, device=device)  # only the victims are ever held
     y_t, t_t = torch.from_numpy(labels).to(device), torch.from_numpy(targets).to(device)
     model_correct = test_predictions[rows] == labels
     misclassified = int((~model_correct).sum())
@@ -101,6 +107,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     store = _resume_store(params=params, mode=mode, root=root, device=device,
                           victims=None if spec.draws_victims else victims_path)
     results: dict[str, BudgetResult] = {}
+    pool = ReaderPool(test, batch_size=batch)  # PIA's starting pool, read batch by batch
     for i, name in enumerate(cfg.attacks):
         saved = store.load(name)
         if saved is not None:
@@ -109,7 +116,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
         results[name] = budget_search(
             name=name, model=model, x=x, labels=y_t, targets=t_t, ladder=list(cfg.ladders[name]),
             target_fooling_rate=cfg.target_fooling_rate, batch_size=batch, bound=bound, amp=cfg.amp,
-            starting_pool=x_all, seed=params.seed + 1000 * i, resume=saved, on_rung=store.save,
+            starting_pool=pool, seed=params.seed + 1000 * i, resume=saved, on_rung=store.save,
         )
         r = results[name]
         print(f"attack_{mode}: {name} FR {r.fooling_rate:.2f} at level {r.level}/{r.n_levels} "

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import StartingPool
+from advaudio.attacks.pool import PoolSource, StartingPool
 from advaudio.errors import ConfigError
 from advaudio.evaluation.ball import project_l2
 from advaudio.evaluation.counting import CountingModule
@@ -66,7 +66,7 @@ def budget_search(
     target_fooling_rate: float,
     batch_size: int,
     bound: float | None = None,
-    starting_pool: torch.Tensor | None = None,
+    starting_pool: torch.Tensor | PoolSource | None = None,
     seed: int = 0,
     resume: BudgetResult | None = None,
     on_rung: Callable[[BudgetResult], None] | None = None,
@@ -91,9 +91,11 @@ def budget_search(
     bound : float, optional
         If given, each rung is first replaced by the attack's ``bounded`` form, every adversarial is
         projected onto the L2 ball of this radius and only adversarials within it count (bounded stages).
-    starting_pool : torch.Tensor, optional
+    starting_pool : torch.Tensor or PoolSource, optional
         Candidate start images, for attacks whose ``call_kwargs`` ask for it (black-box attacks that start
-        from the target class).
+        from the target class): a tensor, or a :class:`~advaudio.attacks.pool.PoolSource` (e.g.
+        :class:`~advaudio.evaluation.pool_source.ReaderPool` over the test split) that is streamed in
+        batches and never held whole. Each rung classifies it once (:class:`~advaudio.attacks.pool.StartingPool`).
     seed : int
         Seed for attacks that draw random numbers (offset by the rung index).
     resume : BudgetResult, optional

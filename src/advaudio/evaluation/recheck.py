@@ -1,8 +1,9 @@
 """Independent re-check of reported fooling rates from the stored adversarial examples.
 
-Reads the model checkpoint, the test features, the victims and every stored adversarial
-(``build/attacks/<mode>/results.npz``), classifies each adversarial again with a plain forward pass and
-compares the resulting fooling rate with ``metrics/attack_<mode>.json``. Run it as::
+Reads the model checkpoint, the victims, their test features (only those rows, through the streaming
+reader) and every stored adversarial (``build/attacks/<mode>/results.npz``), classifies each adversarial
+again with a plain forward pass and compares the resulting fooling rate with
+``metrics/attack_<mode>.json``. Run it as::
 
     python -m advaudio.evaluation.recheck --mode clean   # or clean_bounded / bounded / unbounded
 
@@ -28,7 +29,7 @@ from advaudio.evaluation.modes import MODES
 from advaudio.io import read_json_object
 from advaudio.models.checkpoint import load_checkpoint
 from advaudio.models.predict import predict
-from advaudio.features.store import load_split, read_meta
+from advaudio.features.store import open_split, read_meta
 
 
 def rechecked_success(
@@ -71,7 +72,7 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
         raise DataError(f"mode {mode!r} is not an attack stage; choose from {list(MODES)}")
     model, _ = load_checkpoint(root / "build/model" / MODES[mode].checkpoint, device="cpu")
     meta = read_meta(root / "build/features")
-    test = load_split(root / "build/features", "test", meta=meta)
+    test = open_split(root / "build/features", "test", meta=meta)
     metrics_path = root / "metrics" / f"attack_{mode}.json"
     results_path = root / "build/attacks" / mode / "results.npz"
     victims_path = root / "build/attacks/clean/victims.npz"
@@ -81,7 +82,10 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
     reported = read_json_object(metrics_path, missing_hint=f"run `dvc repro attack_{mode}` first")
     with np.load(victims_path) as v:
         rows, labels, targets = v["rows"], v["labels"], v["targets"]
-    x = test.x.numpy()[rows]
+    if rows.min(initial=0) < 0 or rows.max(initial=-1) >= len(test):
+        raise DataError(f"{str(victims_path)!r} names rows outside the {len(test)} rows of "
+                        "build/features/test.csv; rerun attack_clean")
+    x = test.read(rows).numpy()  # the victims only
     # recomputed from the params, not read from the metrics under check
     bound = effective_bound(params=params, representation=str(meta["representation"]),
                             input_shape=meta["input_shape"], profiles_dir=root / PROFILES_DIR)

@@ -2,9 +2,8 @@
 (:mod:`advaudio.features.shards`), the one place that does.
 
 :func:`open_split` / :func:`open_features` give streaming readers (:mod:`advaudio.features.reader`) that
-read and resize only the rows asked for, batch by batch: training uses them, so memory does not grow with
-the dataset. :func:`load_split` materialises a split as one float32 tensor at the
-model's input size (evaluation does that for the test split).
+read and resize only the rows asked for, batch by batch: training and the attack stages use them, so
+memory does not grow with the dataset.
 """
 
 from __future__ import annotations
@@ -24,17 +23,6 @@ from advaudio.io import read_json_object
 
 INDEX_COLUMNS = ("row", "clip_id", "source_id", "fold", "label", "category", "augmentation", "split")
 META_KEYS = ("class_names", "n_classes", "input_shape", "storage")
-
-
-@dataclass(frozen=True)
-class Split:
-    """One split: inputs ``x`` (N, 1, H, W) float32 in [0, 1], labels ``y`` (N,) int64, and per-row
-    ``fold`` (N,) and ``original`` (N,) bool (augmentation scale 1.0)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    fold: np.ndarray
-    original: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -104,18 +92,6 @@ def open_features(directory: str | Path) -> FeatureReaders:
     meta = read_meta(directory)
     return FeatureReaders(train=open_split(directory, "train", meta=meta), test=open_split(directory, "test", meta=meta),
                           meta=meta)
-
-
-def load_split(directory: str | Path, name: str, *, meta: dict[str, Any]) -> Split:
-    """Load one split (``train`` or ``test``) into memory at the model's input size.
-
-    Raises
-    ------
-    DataError
-        Naming the file, when one is missing or inconsistent (shape, range, row count, labels).
-    """
-    reader = open_split(directory, name, meta=meta)
-    return Split(x=reader.load(), y=reader.y, fold=reader.fold, original=reader.original)
 
 
 def _read_index(csv_path: Path, *, n: int, n_classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

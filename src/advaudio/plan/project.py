@@ -9,10 +9,12 @@ rung (an upper bound: searches stop early).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from advaudio.attacks import ATTACKS
+from advaudio.attacks.common import rung_setting
 from advaudio.config import Params
 from advaudio.evaluation.modes import MODES
 from advaudio.plan.facts import DatasetFacts
@@ -119,16 +121,28 @@ def project_cell(
     sample_bytes = n_features * FLOAT32
     batch = net.batch_size
     activations = batch * net.backward_bytes
-    test_split = facts.n_test * sample_bytes  # the attack stages hold the test split (victims and PIA's pool)
+    # the attack stages stream the test split (evaluation/attack_run.py): they hold the victims, the batch
+    # being read and the one prefetched, not the split
+    test_reads = (victims + 2 * _read_batch(params, batch)) * sample_bytes
     results = len(params.attack.attacks) * victims * sample_bytes
-    plan.peak_device_bytes = (4 * net.weight_bytes + activations + test_split + 2 * results) if device_is_cuda else 0
-    plan.peak_ram_bytes = base_ram_bytes + (0 if device_is_cuda else activations) + test_split + 2 * results
+    plan.peak_device_bytes = (4 * net.weight_bytes + activations + test_reads + 2 * results) if device_is_cuda else 0
+    plan.peak_ram_bytes = base_ram_bytes + (0 if device_is_cuda else activations) + test_reads + 2 * results
     audio = (facts.n_train_rows + facts.n_test) * facts.clip_samples * FLOAT32
     features = (facts.n_train_rows + facts.n_test) * clip.stored_bytes
     checkpoints = 2 * net.weight_bytes * 3  # model.pt, retrained.pt (+ optimizer state in the resume folder)
     attack_outputs = len(MODES) * results * 2  # results.npz plus the resume states while a stage runs
     plan.disk_bytes = 2 * (audio + features + checkpoints + attack_outputs)  # workspace and DVC cache copies
     return plan
+
+
+def _read_batch(params: Params, batch: int) -> int:
+    """Test images per read of an attack stage: ``batch``, or PIA's starting-pool batch (``batch`` rounded up
+    to the oracle's forward chunk, :class:`advaudio.attacks.pool.StartingPool`) when larger."""
+    if "pia" not in params.attack.attacks:
+        return batch
+    rungs = params.attack.ladders.get("pia") or [{}]
+    chunk = max(int(rung_setting(ATTACKS.get("pia"), rung, "chunk")) for rung in rungs)
+    return max(batch, math.ceil(batch / chunk) * chunk)
 
 
 def hours(seconds: float) -> float:
