@@ -136,3 +136,15 @@ def test_a_rung_repeating_an_earlier_one_is_not_run_again():
     assert first.fooling_rate < 1 and both.level == 2 and both.fr_per_level == [first.fooling_rate] * 2
     assert both.gradient_calls == first.gradient_calls  # the repeated rung cost nothing
     np.testing.assert_array_equal(both.adv, first.adv)
+
+
+def test_a_seeded_attacks_repeated_rung_is_skipped_too():
+    model = smooth_model()
+    x, y, t = victims(model, n=6)
+    # bounded, both PIA rungs get the bound as their goal: identical settings, only the seed would differ
+    ladder = [{"epsilon": 0.3, "steps": 8, "samples": 10}, {"epsilon": 0.6, "steps": 8, "samples": 10}]
+    both = run("pia", model, x, y, t, ladder=ladder, bound=0.05)
+    first = run("pia", model, x, y, t, ladder=ladder[:1], bound=0.05)
+    assert first.fooling_rate < 1 and both.level == 2 and both.fr_per_level == [first.fooling_rate] * 2
+    assert both.queries == first.queries  # the repeated rung queried nothing
+    np.testing.assert_array_equal(both.adv, first.adv)
