@@ -11,6 +11,10 @@ $(VENV)/.installed: pyproject.toml
 	# torch/torchvision first, pinned to the builds on this machine's disk (others download gigabytes).
 	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -e '.[test]'
+	# tcmalloc is optional; the heavy stages preload it when present (src/advaudio/runtime.py), which makes CPU
+	# training and attacks 1.2-3.5x faster. Installed here when apt-get can run as root.
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get install -y -q libtcmalloc-minimal4 >/dev/null 2>&1 || echo "tcmalloc not installed (optional)"; fi
 	touch $@
 
 install: $(VENV)/.installed

@@ -169,3 +169,15 @@ def test_a_streamed_reader_pool_gives_the_tensor_pools_search(tmp_path):
     np.testing.assert_array_equal(got.success, expected.success)
     assert (got.queries, got.forward_calls, got.gradient_calls) == (expected.queries, expected.forward_calls, 0)
     assert got.fr_per_level == expected.fr_per_level
+
+
+def test_a_seeded_attacks_repeated_rung_is_skipped_too():
+    model = smooth_model()
+    x, y, t = victims(model, n=6)
+    # bounded, both PIA rungs get the bound as their goal: identical settings, only the seed would differ
+    ladder = [{"epsilon": 0.3, "steps": 8, "samples": 10}, {"epsilon": 0.6, "steps": 8, "samples": 10}]
+    both = run("pia", model, x, y, t, ladder=ladder, bound=0.05)
+    first = run("pia", model, x, y, t, ladder=ladder[:1], bound=0.05)
+    assert first.fooling_rate < 1 and both.level == 2 and both.fr_per_level == [first.fooling_rate] * 2
+    assert both.queries == first.queries  # the repeated rung queried nothing
+    np.testing.assert_array_equal(both.adv, first.adv)

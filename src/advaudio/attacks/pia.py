@@ -5,6 +5,9 @@ and their probabilities, forward-only, in chunks, counting every queried sample.
 with NES (Wierstra et al. 2014) using antithetic Gaussian samples. Targeted: it starts from an image the
 oracle puts in the target class and alternates NES steps with shrinking the L-infinity radius around the
 victim while the target stays in the top-k, until the radius reaches ``epsilon`` and the target is top-1.
+A sample whose radius can no longer reach ``epsilon`` in the steps it has left (the radius falls by at most
+the current decrease per step, and the decrease only ever halves) stops early; like every sample that did
+not finish, its output is its last point projected onto the goal ball.
 ``norm="l2"`` runs the same algorithm with an L2 radius (the bounded attacks, whose bound is in L2).
 """
 
@@ -22,6 +25,7 @@ from advaudio.attacks.common import AttackInterface, rung_setting, check_bound, 
 from advaudio.attacks.pool import PoolSource, StartingPool
 
 NORMS = ("linf", "l2")
+HOPELESS_RTOL = 1e-6  # float slack when deciding that a row's radius can no longer reach the goal
 
 
 class TopKOracle:
@@ -356,7 +360,7 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
         active = torch.nonzero(found & (eps > goal), as_tuple=True)[0]
         lrs = torch.tensor([self.lr * scale * 0.5**i for i in range(self.lr_tries)], device=x0.device)
 
-        for _ in range(self.steps):
+        for step in range(self.steps):
             if active.numel() == 0:
                 break
             xa, x0a, ta = x[active], x0[active], targets[active]
@@ -383,7 +387,12 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
             fail = active[~any_ok]
             delta[fail] = torch.clamp(delta[fail] / 2, min=self.min_delta * scale)
             done = any_ok & (new_eps <= goal) & top1
-            active = active[~done]
+            # The radius falls by at most delta per step and delta never grows, so a row whose radius cannot
+            # reach the goal in the steps left can never finish: it stops here (its output is the projection
+            # onto the goal ball below, as it would be after the last step).
+            left = self.steps - 1 - step
+            hopeless = eps[active] - delta[active] * left > goal * (1 + HOPELESS_RTOL)
+            active = active[~(done | hopeless)]
         goal_radius = torch.full((n,), float(goal), device=x0.device, dtype=x0.dtype)
         return project_to_ball(x0, x[:, None], goal_radius, norm=norm, bounds=bounds)[:, 0]
 

@@ -155,9 +155,9 @@ def budget_search(
     for level, rung in enumerate(forms, start=1):
         if level <= done_levels:
             continue
-        if _repeats_earlier_rung(cls, forms, level):
-            # a deterministic attack on the same settings fails the same victims again (bounded stages cap
-            # several rungs to the same epsilon): nothing to run
+        if _repeats_earlier_rung(forms, level):
+            # the same settings again (bounded stages cap several rungs to the same epsilon or goal): no budget
+            # to add, nothing to run
             fr_per_level.append(fr_per_level[-1])
             if on_rung is not None:
                 on_rung(state(level, finished=level == len(ladder)))
@@ -203,9 +203,14 @@ def budget_search(
     return state(level, finished=True)
 
 
-def _repeats_earlier_rung(cls: type, forms: list[dict[str, Any]], level: int) -> bool:
-    """Rung ``level`` (1-based) is the same as an earlier one and the attack draws no random numbers."""
-    return not getattr(cls, "seeded", False) and forms[level - 1] in forms[: level - 1]
+def _repeats_earlier_rung(forms: list[dict[str, Any]], level: int) -> bool:
+    """Rung ``level`` (1-based) has the same settings as an earlier one.
+
+    A deterministic attack would fail the same victims again. A seeded one (PIA) would only restart with
+    another seed: the ladder climbs budgets, and a repeated rung adds none (bounded stages give every PIA rung
+    the bound as its goal, which makes rungs that differ only in their goal identical), so it is skipped too.
+    """
+    return forms[level - 1] in forms[: level - 1]
 
 
 def _check_resume(resume: BudgetResult, *, name: str, n: int, n_levels: int) -> None:
