@@ -11,7 +11,7 @@ For the study profile (``profiles/study.yaml``: 768 / 1308 x 1568 inputs) it mea
 * ``plan``: the cost planner's projection (``python -m advaudio.plan``) for ESC-50 and UrbanSound8K at the study
   profile for the benchmarked model, on this machine.
 
-    python benchmarks/bench_scale.py --json build/bench_scale.json [--clips 8] [--model alexnet]
+    python benchmarks/bench_scale.py [--json build/bench_scale.json] [--clips 8] [--model alexnet]
 
 Each stage runs as its own process in a copy of the repository (``stages/*.py``, no DVC); peak RSS is the
 process's and its children's ``ru_maxrss`` (``os.wait4``). Keys: benchmarks/README.md.
@@ -90,7 +90,7 @@ def stored_bytes(directory: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", required=True, help="where to write the results")
+    parser.add_argument("--json", default="build/bench_scale.json", help="where to write the results")
     parser.add_argument("--clips", type=int, default=8, help="N: synth clips per class at the smaller size")
     parser.add_argument("--model", default="alexnet")
     parser.add_argument("--representation", default="stft_tonnetz", help="the one the RSS runs use")
