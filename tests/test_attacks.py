@@ -417,28 +417,24 @@ def test_pia_l2_mode_keeps_a_target_class_start_and_shrinks_to_the_goal():
 
 
 def test_pia_stops_rows_whose_radius_can_no_longer_reach_the_goal():
+    from advaudio.evaluation.counting import CountingModule
+
     model = smooth_model()
     x, _, t = victims(model, n=4)
-    asked = []
-
-    class Counting(torch.nn.Module):
-        def forward(self, z):
-            asked.append(len(z))
-            return model(z)
-
-    fmodel = fb.PyTorchModel(Counting().eval(), bounds=(0, 1))
+    counting = CountingModule(model)
+    fmodel = fb.PyTorchModel(counting, bounds=(0, 1))
     crit = fb.criteria.TargetedMisclassification(t)
     steps, samples, tries = 40, 10, 3
     # the radius may fall by 1e-3 per step from a start image about 0.5 away in L-inf: a goal of 0.01 is out of
     # reach from the first step, so every row stops after it
     attack = ATTACKS.get("pia")(steps=steps, samples=samples, lr_tries=tries, start_delta=1e-3, min_delta=1e-3)
     adv = attack.run(fmodel, x, crit, epsilon=0.01, starting_pool=POOL)
-    assert sum(asked) == len(POOL) + len(x) * (samples + tries)  # the pool, then one step per row
+    assert counting.forward_samples == len(POOL) + len(x) * (samples + tries)  # the pool, then one step per row
     assert ((adv - x).flatten(1).abs().amax(dim=1) <= 0.01 + 1e-6).all()  # still projected onto the goal ball
     # with a reachable goal (0.05 per step from about 0.5 to 0.3) rows keep going and finish
-    asked.clear()
+    counting.reset()
     reach = ATTACKS.get("pia")(steps=steps, samples=samples, lr_tries=tries, lr=0.05, start_delta=0.05)
     adv = reach.run(fmodel, x, crit, epsilon=0.3, starting_pool=POOL)
-    assert sum(asked) > len(POOL) + 2 * len(x) * (samples + tries)
+    assert counting.forward_samples > len(POOL) + 2 * len(x) * (samples + tries)
     with torch.no_grad():
         assert (model(adv).argmax(1) == t).sum() >= 2

@@ -17,7 +17,7 @@ import yaml
 
 import advaudio.features.extract as extract
 import advaudio.features.scaling as scaling
-import advaudio.features.staging as staging
+import advaudio.features.shards as shards
 from advaudio.features.extract import build_features
 from advaudio.features.staging import FeatureStaging, fingerprint, staging_dir_for
 from test_features_stage import CONFIG, write_fake_audio
@@ -62,7 +62,7 @@ def computed(monkeypatch) -> list[tuple[int, str]]:
 
 def _crash_after_saves(monkeypatch, saves: int) -> None:
     """Make shard file number ``saves`` (0-based) raise, as a kill right after the ones before it would."""
-    real, count = staging.save_npy, [0]
+    real, count = shards.save_npy, [0]
 
     def save(path, array):
         if count[0] == saves:
@@ -70,7 +70,7 @@ def _crash_after_saves(monkeypatch, saves: int) -> None:
         count[0] += 1
         real(path, array)
 
-    monkeypatch.setattr(staging, "save_npy", save)
+    monkeypatch.setattr(shards, "save_npy", save)  # every shard write, staged ones included
 
 
 @pytest.mark.parametrize("representation, max_samples, saves", [

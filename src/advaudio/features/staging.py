@@ -34,8 +34,8 @@ import numpy as np
 
 from advaudio.config import SpectrogramConfig
 from advaudio.errors import DataError
-from advaudio.features.shards import STORAGE_DTYPE, n_shards, shard_path
-from advaudio.io import atomic_path, read_json_object, save_npy, write_json, write_text
+from advaudio.features.shards import STORAGE_DTYPE, SplitWriter, n_shards, shard_path
+from advaudio.io import atomic_path, read_json_object, write_json, write_text
 
 RESUME_FOLDER = ".resume"  # beside the features folder: build/.resume/features
 AUDIO_FILES = ("clips.npy", "index.csv", "info.json")  # the augment stage's files the features are made from
@@ -203,7 +203,7 @@ def _move(source: Path, target: Path) -> None:
         source.unlink()
 
 
-class StagedSplitWriter:
+class StagedSplitWriter(SplitWriter):
     """Writes the shards of one split into the staging folder, keeping the shards already there.
 
     The caller goes through the shards in order: :meth:`reuse` takes a done shard as staged, :meth:`add` collects
@@ -225,22 +225,13 @@ class StagedSplitWriter:
 
     def __init__(self, directory: str | Path, *, split: str, shapes: dict[str, tuple[int, int]],
                  clips_per_shard: int) -> None:
+        # not SplitWriter.__init__: that empties the split's folder, which holds the shards to keep
         self.directory, self.split, self.shapes = Path(directory), split, dict(shapes)
         self.clips_per_shard = clips_per_shard
         (self.directory / split).mkdir(parents=True, exist_ok=True)
         self._pending: dict[str, list[np.ndarray]] = {name: [] for name in self.shapes}
         self._written = 0
         self._hash = hashlib.sha256()
-
-    def add(self, blocks: dict[str, np.ndarray]) -> None:
-        """Append one clip: block name -> float16 (rows, frames) in [0, 1]."""
-        for name, shape in self.shapes.items():
-            block = blocks[name]
-            if block.shape != shape or block.dtype != np.dtype(STORAGE_DTYPE):
-                raise ValueError(f"{name} block {block.dtype} {block.shape}; expected {STORAGE_DTYPE} {shape}")
-            self._pending[name].append(block)
-        if self._n_pending() == self.clips_per_shard:
-            self._flush()
 
     def reuse(self, *, n: int) -> None:
         """Take the next shard, of ``n`` clips, as it is staged (between shards only).
@@ -250,7 +241,7 @@ class StagedSplitWriter:
         DataError
             Naming the shard, when a block's file is missing or does not hold ``n`` clips of its shape.
         """
-        if self._n_pending():
+        if self._pending[next(iter(self.shapes))]:
             raise ValueError(f"{self.split}: reuse() in the middle of shard {self._written // self.clips_per_shard}")
         index = self._written // self.clips_per_shard
         for name, shape in self.shapes.items():
@@ -262,24 +253,4 @@ class StagedSplitWriter:
             for start in range(0, n, step):  # the bytes SplitWriter hashes, a few clips at a time
                 self._hash.update(np.ascontiguousarray(array[start : start + step]).data)
             del array
-        self._written += n
-
-    def close(self) -> dict[str, Any]:
-        """Write the last (partial) shard; return ``{"n": clips, "sha256": digest of all shards}``."""
-        self._flush()
-        return {"n": self._written, "sha256": self._hash.hexdigest()}
-
-    def _n_pending(self) -> int:
-        return len(self._pending[next(iter(self.shapes))])
-
-    def _flush(self) -> None:
-        n = self._n_pending()
-        if n == 0:
-            return
-        index = self._written // self.clips_per_shard
-        for name in self.shapes:
-            array = np.stack(self._pending[name])
-            self._hash.update(array.tobytes())
-            save_npy(shard_path(self.directory, split=self.split, block=name, index=index), array)
-            self._pending[name] = []
         self._written += n
