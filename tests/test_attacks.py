@@ -39,6 +39,36 @@ def test_deepfool_finds_closed_form_minimal_perturbation_on_linear_model():
     np.testing.assert_allclose(found, expected, rtol=0.02, atol=1e-3)
 
 
+@pytest.mark.parametrize("candidates", [None, 3])
+def test_deepfool_gives_foolboxs_adversarials_with_one_forward_pass_per_step(candidates):
+    from advaudio.evaluation.counting import CountingModule
+
+    model = smooth_model()
+    x, y, _ = victims(model, n=8)
+    x = torch.cat([x, x[:2] * 0.2])  # more samples, some needing more steps than others
+    with torch.no_grad():
+        y = model(x).argmax(1)
+    ours, theirs = CountingModule(model), CountingModule(model)
+    crit = fb.criteria.Misclassification(y)
+    kw = {"steps": 50, "candidates": candidates, "overshoot": 0.02}
+    adv = ATTACKS.get("deepfool")(**kw).run(fb.PyTorchModel(ours, bounds=(0, 1)), x, crit)
+    ref = fb.attacks.L2DeepFoolAttack(**kw, loss="logits").run(fb.PyTorchModel(theirs, bounds=(0, 1)), x, crit)
+    torch.testing.assert_close(adv, ref, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        assert (model(adv).argmax(1) != y).all()
+    # foolbox: one forward and backward pass per candidate and step over the whole batch; here one forward
+    # pass per step over the samples not yet adversarial
+    assert ours.forward_samples * 2 < theirs.forward_samples
+    assert ours.gradient_samples < theirs.gradient_samples
+
+
+def test_deepfool_rejects_a_targeted_criterion():
+    model = smooth_model()
+    x, y, t = victims(model, n=2)
+    with pytest.raises(ValueError, match="untargeted"):
+        ATTACKS.get("deepfool")().run(fb.PyTorchModel(model, bounds=(0, 1)), x, fb.criteria.TargetedMisclassification(t))
+
+
 def opposed_linear_model(seed: int = 3) -> torch.nn.Module:
     """Two classes with weights w and -w: every pair's saliency is (|w_p| + |w_q|)^2."""
     model = linear_model(seed, n_classes=2)
