@@ -8,7 +8,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ import advaudio.features.scaling as scaling
 import advaudio.features.shards as shards
 from advaudio.features.extract import build_features
 from advaudio.features.staging import FeatureStaging, fingerprint, staging_dir_for
+from kill_points import start_stage_killed_after
 from test_features_stage import CONFIG, write_fake_audio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -220,17 +220,17 @@ def test_kill_9_in_the_middle_of_the_spectrogram_stage_then_rerun_gives_the_unin
     assert "spectrogram: 32 clips in" in out and "resumes" not in out, out
     assert not (whole / "build" / ".resume").exists()  # deleted once the outputs are written
 
-    proc = _stage(broken)
     staged = broken / "build" / ".resume" / "features" / "train"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None and not list(staged.glob("tonnetz-*.npy")):
-        time.sleep(0.02)  # a shard is complete once its last block (tonnetz) is there
-    assert proc.poll() is None, "the stage finished before it could be killed"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    # a shard is complete once its last block (tonnetz) is there: the stage kills itself right after the 5th
+    proc = start_stage_killed_after(
+        "spectrogram.py", ["--clips-per-shard", "2"], cwd=broken, module="advaudio.features.shards",
+        qualname="save_npy", after=5,
+        key="str(args[0]) if '.resume' in str(args[0]) and '/train/tonnetz-' in str(args[0]) else None")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL, out
     assert not (broken / "build" / "features" / "meta.json").exists()  # nothing that looks finished
     n_staged = len(list(staged.glob("tonnetz-*.npy")))
-    assert 1 <= n_staged < 12
+    assert n_staged == 5
     shutil.rmtree(broken / "build" / "features", ignore_errors=True)  # what DVC does before it reruns a stage
     out, _ = _stage(broken).communicate(timeout=600)
     assert f"resumes with {n_staged}/12 train shards and 0/4 test shards done" in out, out

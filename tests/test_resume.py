@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import yaml
 
 from advaudio.evaluation.budget import BudgetResult
 from advaudio.evaluation.resume import ResumeStore
+from kill_points import start_stage_killed_after
 from toy_attack_models import run, smooth_model, victims
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,13 +116,14 @@ def test_kill_9_in_the_middle_of_an_attack_stage_then_rerun_gives_the_uninterrup
     assert "resumes" not in out and (whole / "metrics" / "attack_clean.json").is_file(), out
     assert not (whole / "build" / "attacks" / ".resume" / "clean").exists()  # cleared once the outputs are written
 
-    proc = _stage(broken)
-    resume_dir = broken / "build" / "attacks" / ".resume" / "clean"
-    deadline = time.time() + 300
-    while time.time() < deadline and len(list(resume_dir.glob("*.npz"))) < 2:  # two attacks' states saved
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    # the stage kills itself right after it saved the first state of its second attack
+    proc = start_stage_killed_after(
+        "attack.py", ["--mode", "clean"], cwd=broken, env=dict(os.environ, ADVAUDIO_NO_TCMALLOC="1"),
+        module="advaudio.evaluation.resume", qualname="ResumeStore.save", key="args[1].name", after=2,
+        distinct=True)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL, out
+    assert len(list((broken / "build" / "attacks" / ".resume" / "clean").glob("*.npz"))) == 2
     assert not (broken / "metrics" / "attack_clean.json").exists()  # nothing that looks finished
     out, _ = _stage(broken).communicate(timeout=600)
     assert "resumes after rung" in out, out
