@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from advaudio.config import PROFILES_DIR, SpectrogramConfig, load_profile, params_from_dict
-from advaudio.errors import DataError
+from advaudio.errors import ConfigError, DataError
 from advaudio.features import extract
 from advaudio.features.extract import build_features
 from advaudio.features.inputs import INDEX_COLUMNS
-from advaudio.features.reader import TensorSplit
+from advaudio.features.reader import CACHE_ENV, TensorSplit
 from advaudio.features.representations import REPRESENTATIONS, stored_bytes_per_clip, target_shapes
 from advaudio.features.resize import resize_batch
 from advaudio.features.store import open_features, open_split, read_meta
@@ -51,7 +51,7 @@ def sharded(tmp_path_factory):
                                clips_per_shard=7)
 
 
-def test_reads_agree_whatever_the_path(sharded):
+def test_reads_agree_whatever_the_path(sharded, monkeypatch):
     reader = open_features(sharded).train
     assert reader.input_shape == (1, 16, 16) and len(reader) > 21
     full = reader.load()
@@ -70,6 +70,14 @@ def test_reads_agree_whatever_the_path(sharded):
     assert isinstance(cached, TensorSplit)
     torch.testing.assert_close(cached.read(rows), full[rows], rtol=0, atol=0)
     assert reader.cached(max_bytes=100) is reader  # too big for the cache: streamed
+    monkeypatch.setenv(CACHE_ENV, "0")
+    assert reader.cached() is reader  # 0 MiB: always streamed
+    monkeypatch.setenv(CACHE_ENV, "0.5")
+    assert isinstance(reader.cached(), TensorSplit)  # 512 kiB holds these few 16 x 16 inputs
+    for bad in ("-1", "lots", "nan"):
+        monkeypatch.setenv(CACHE_ENV, bad)
+        with pytest.raises(ConfigError, match=CACHE_ENV):
+            reader.cached()
     test = open_split(sharded, "test", meta=read_meta(sharded))  # what the attack stages read
     assert test.input_shape == (1, 16, 16) and len(test) == len(test.y) == len(test.fold) > 0
 

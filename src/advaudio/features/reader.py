@@ -12,17 +12,43 @@ once rather than every epoch.
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from advaudio.errors import DataError
+from advaudio.errors import ConfigError, DataError
 from advaudio.features.resize import resize_batch
 from advaudio.features.shards import ShardedBlock
 
 CACHE_BYTES = 1 << 30  # :meth:`SplitReader.cached` keeps a split in memory when its inputs take at most this
+CACHE_ENV = "ADVAUDIO_READER_CACHE_MIB"  # overrides CACHE_BYTES (in MiB; 0 = always stream)
+
+
+def cache_limit_bytes() -> int:
+    """The largest split :meth:`SplitReader.cached` holds in memory, in bytes.
+
+    ``CACHE_BYTES`` (1 GiB) unless the environment variable ``ADVAUDIO_READER_CACHE_MIB`` gives a number of MiB
+    (0 = always stream). The cache only trades memory for speed: batches are the same either way. Setting it to
+    0 makes peak RAM independent of the split's size at any size (benchmarks/bench_scale.py measures that path).
+
+    Raises
+    ------
+    ConfigError
+        If the variable is set to anything but a non-negative number.
+    """
+    raw = os.environ.get(CACHE_ENV, "").strip()
+    if not raw:
+        return CACHE_BYTES
+    try:
+        mib = float(raw)
+    except ValueError:
+        mib = -1.0
+    if not mib >= 0:
+        raise ConfigError(f"{CACHE_ENV}={raw!r}: expected a number of MiB >= 0 (0 = always stream)")
+    return int(mib * (1 << 20))
 
 
 class SplitReader:
@@ -84,10 +110,12 @@ class SplitReader:
         """A reader of ``rows`` of this split only (position i reads row ``rows[i]``)."""
         return _Subset(self, np.asarray(rows, dtype=np.int64))
 
-    def cached(self, *, max_bytes: int = CACHE_BYTES) -> SplitReader:
-        """This split held in memory (CPU) at the input size when that takes at most ``max_bytes``, else
-        ``self``: a small split is then read and resized once instead of once per epoch."""
-        if len(self) * math.prod(self.input_shape) * 4 > max_bytes:
+    def cached(self, *, max_bytes: int | None = None) -> SplitReader:
+        """This split held in memory (CPU) at the input size when that takes at most ``max_bytes`` (default
+        :func:`cache_limit_bytes`), else ``self``: a small split is then read and resized once instead of once
+        per epoch."""
+        limit = cache_limit_bytes() if max_bytes is None else max_bytes
+        if len(self) * math.prod(self.input_shape) * 4 > limit:
             return self
         return TensorSplit(x=self.load(), y=self.y, fold=self.fold, original=self.original)
 
@@ -128,7 +156,7 @@ class TensorSplit(SplitReader):
     def _finish(self, raw: torch.Tensor, device: torch.device) -> torch.Tensor:
         return raw.to(device, non_blocking=True)
 
-    def cached(self, *, max_bytes: int = CACHE_BYTES) -> SplitReader:
+    def cached(self, *, max_bytes: int | None = None) -> SplitReader:
         return self
 
 
