@@ -7,10 +7,11 @@ import pytest
 import yaml
 
 from advaudio.config import params_from_dict
-from advaudio.plan.__main__ import main
+from advaudio.plan.__main__ import cache_links, main
 from advaudio.plan.facts import dataset_facts
 from advaudio.plan.measure import ClipCosts, ModelCosts
-from advaudio.plan.project import SANITY_GRADIENTS, AttackCalls, ladder_calls, measured_calls, project_cell
+from advaudio.plan.project import (SANITY_GRADIENTS, AttackCalls, CellPlan, grid_disk_bytes, ladder_calls,
+                                   measured_calls, project_cell)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,6 +70,40 @@ def test_cell_projection_known_answer():
     victim = (10 + SANITY_GRADIENTS) * 0.004 + 20 * 0.001
     assert plan.seconds["attack_clean"] == pytest.approx(8 * victim + 8 * 0.001)
     assert plan.calibrated_attacks and plan.total_seconds == pytest.approx(sum(plan.seconds.values()))
+    # 8 test clips + 96 training rows of 2 s at 22.05 kHz (synth's defaults); 6 x 8 results of 64 float32 per mode
+    audio, features = 104 * 44100 * 4, 104 * 1000
+    attacks = 4 * (3 * 8 * 64 * 4) * 2
+    assert plan.disk_parts == {"audio": audio, "features": features, "checkpoints": 600, "attacks": attacks}
+    assert plan.disk_bytes == 2 * (audio + features + 600 + attacks)  # workspace + DVC's cache copy
+
+
+def test_grid_disk_counts_shared_outputs_once_in_the_cache():
+    def cell(audio, features, links=False):
+        return CellPlan(disk_parts={"audio": audio, "features": features, "checkpoints": 10, "attacks": 100},
+                        cache_links=links)
+
+    cells = {("esc50", "stft", "alexnet"): cell(1000, 200), ("esc50", "stft", "vgg16"): cell(1000, 200),
+             ("esc50", "dwt", "alexnet"): cell(1000, 300)}
+    cache = 1000 + 200 + 300 + 3 * 110  # audio once, features per representation, the rest per cell
+    assert grid_disk_bytes(cells) == cache + (1000 + 300 + 110)  # + the largest cell's workspace copy
+    linked = {k: cell(v.disk_parts["audio"], v.disk_parts["features"], links=True) for k, v in cells.items()}
+    assert grid_disk_bytes(linked) == cache
+    assert linked[("esc50", "dwt", "alexnet")].disk_bytes == 1410
+    assert grid_disk_bytes({}) == 0
+
+
+def test_cache_links_reads_dvc_config(tmp_path):
+    import subprocess
+    import sys
+
+    dvc = [sys.executable, "-m", "dvc"]
+    assert not cache_links(tmp_path)  # not a DVC repository
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    assert not cache_links(tmp_path)  # DVC's default, reflink then copy: a copy on ext4
+    subprocess.run([*dvc, "config", "cache.type", "hardlink,symlink"], cwd=tmp_path, check=True)
+    assert cache_links(tmp_path)
+    subprocess.run([*dvc, "config", "cache.type", "copy,hardlink"], cwd=tmp_path, check=True)
+    assert not cache_links(tmp_path)
 
 
 def test_the_command_plans_a_tiny_profile_on_the_cpu(tmp_path):

@@ -29,7 +29,7 @@ from advaudio.features.representations import n_rows
 from advaudio.io import read_json_object, write_json
 from advaudio.plan.facts import dataset_facts
 from advaudio.plan.measure import clip_costs, model_costs
-from advaudio.plan.project import fits, gib, hours, ladder_calls, measured_calls, project_cell
+from advaudio.plan.project import fits, gib, grid_disk_bytes, hours, ladder_calls, measured_calls, project_cell
 
 import yaml
 
@@ -61,6 +61,26 @@ def _last_epochs(metrics_dir: Path, same_cell: bool) -> int | None:
     return int(epochs) if isinstance(epochs, (int, float)) else None
 
 
+def cache_links(repo_root: Path) -> bool:
+    """Whether DVC's cache in ``repo_root`` links outputs into the workspace (``cache.type`` lists hardlink or
+    symlink before copy), so that an output takes its size once rather than twice. reflink counts as a copy: it
+    falls back to one on filesystems without it (ext4). False outside a DVC repository."""
+    try:
+        from dvc.repo import Repo
+
+        with Repo(str(repo_root)) as repo:
+            kinds = repo.config["cache"].get("type") or ["reflink", "copy"]
+    except Exception:  # not a DVC repository, or DVC cannot read its config: assume the default (copy)
+        return False
+    kinds = [k.strip() for k in (kinds.split(",") if isinstance(kinds, str) else kinds)]
+    for kind in kinds:
+        if kind in ("hardlink", "symlink"):
+            return True
+        if kind == "copy":
+            return False
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", default="params.yaml")
@@ -85,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     ram, disk = psutil.virtual_memory().total, shutil.disk_usage(".").free
     device_total = torch.cuda.get_device_properties(device).total_memory if device.type == "cuda" else None
     metrics_dir = Path(args.metrics_dir)
+    links = cache_links(Path(args.params).resolve().parent)
 
     cells, rows = {}, []
     for dataset in datasets:
@@ -108,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                     attack_calls=_attack_calls(params, metrics_dir=metrics_dir, n_classes=facts.n_classes,
                                                n_features=n_features, same_cell=same),
                     base_ram_bytes=base_ram, device_is_cuda=device.type == "cuda", workers=workers,
+                    cache_links=links,
                 )
                 for stage in ("synth", "augment", "spectrogram"):  # shared by the cells of a dataset/representation
                     key = stage if stage != "spectrogram" else f"spectrogram/{representation}"
@@ -119,9 +141,13 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append((dataset, representation, model, plan, ok))
     _print(rows, params=params, device=device)
     total_s = sum(p.total_seconds for p in cells.values())
+    grid_disk = grid_disk_bytes(cells)
     print(f"\ngrid of {len(cells)} cell(s): {hours(total_s):.2f} h on this machine ({device}); "
           f"peak RAM {gib(max(p.peak_ram_bytes for p in cells.values())):.1f} GiB of {gib(ram):.0f}, disk "
-          f"{gib(sum(p.disk_bytes for p in cells.values())):.1f} GiB of {gib(disk):.0f} free")
+          f"{gib(grid_disk):.1f} GiB of {gib(disk):.0f} free")
+    print("disk counts each output in the workspace and " + (
+        "once in DVC's cache, which links it (cache.type)" if links else
+        "again in DVC's cache, which copies it; `dvc config cache.type hardlink,symlink` stores it once"))
     if args.json:
         write_json(args.json, {
             "device": str(device), "profile": args.profile or params.profile,
@@ -129,9 +155,11 @@ def main(argv: list[str] | None = None) -> int:
                        "total_seconds": p.total_seconds, "peak_ram_bytes": p.peak_ram_bytes,
                        "peak_device_bytes": p.peak_device_bytes, "disk_bytes": p.disk_bytes,
                        "calibrated_attacks": p.calibrated_attacks, "fits": ok} for d, r, m, p, ok in rows],
-            "total_seconds": total_s,
+            "total_seconds": total_s, "grid_disk_bytes": grid_disk, "cache_links": links,
         })
-    return 0 if all(all(ok.values()) for *_, ok in rows) else 1
+    if grid_disk > disk:
+        print(f"the grid does not fit this disk: {gib(grid_disk):.1f} GiB needed, {gib(disk):.1f} GiB free")
+    return 0 if all(all(ok.values()) for *_, ok in rows) and grid_disk <= disk else 1
 
 
 def _print(rows, *, params, device) -> None:

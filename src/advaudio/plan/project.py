@@ -40,12 +40,39 @@ class CellPlan:
     seconds: dict[str, float] = field(default_factory=dict)
     peak_ram_bytes: int = 0
     peak_device_bytes: int = 0
-    disk_bytes: int = 0
+    disk_parts: dict[str, int] = field(default_factory=dict)  # audio, features, checkpoints, attacks -> bytes
+    cache_links: bool = False  # DVC's cache links outputs into the workspace rather than copying them
     calibrated_attacks: bool = False
 
     @property
     def total_seconds(self) -> float:
         return float(sum(self.seconds.values()))
+
+    @property
+    def disk_bytes(self) -> int:
+        """The cell's outputs in the workspace plus their DVC cache copy (one copy when the cache links)."""
+        return (1 if self.cache_links else 2) * sum(self.disk_parts.values())
+
+
+SHARED_PARTS = {"audio": ("dataset",), "features": ("dataset", "representation")}  # the cells that share a part
+
+
+def grid_disk_bytes(cells: dict[tuple[str, str, str], CellPlan]) -> int:
+    """Disk for a grid of cells run as DVC experiments: the cache holds each distinct output once (audio per
+    dataset, features per dataset and representation, checkpoints and attack outputs per cell) and the workspace
+    holds one cell at a time (a copy of the largest unless the cache links)."""
+    if not cells:
+        return 0
+    fields = ("dataset", "representation", "model")
+    distinct: dict[tuple, int] = {}
+    for key, plan in cells.items():
+        named = dict(zip(fields, key))
+        for part, size in plan.disk_parts.items():
+            owner = tuple(named[f] for f in SHARED_PARTS.get(part, fields))
+            distinct[(part, owner)] = size
+    cache = sum(distinct.values())
+    links = all(plan.cache_links for plan in cells.values())
+    return cache + (0 if links else max(sum(plan.disk_parts.values()) for plan in cells.values()))
 
 
 def ladder_calls(*, params: Params, mode: str, n_classes: int, n_features: int) -> AttackCalls:
@@ -95,11 +122,13 @@ def project_cell(
     base_ram_bytes: int,
     device_is_cuda: bool,
     workers: int,
+    cache_links: bool = False,
 ) -> CellPlan:
     """Project one cell. ``train_epochs``: epochs the last run trained (early stopping), else the configured
     maximum; ``attack_calls``: per attack mode; ``base_ram_bytes``: the RSS of a process with torch and the model
-    loaded; ``workers``: processes of the augment and spectrogram stages."""
-    plan = CellPlan(calibrated_attacks=all(c.calibrated for c in attack_calls.values()))
+    loaded; ``workers``: processes of the augment and spectrogram stages; ``cache_links``: DVC's cache links
+    outputs into the workspace (``cache.type`` hardlink or symlink), so they are stored once, not twice."""
+    plan = CellPlan(calibrated_attacks=all(c.calibrated for c in attack_calls.values()), cache_links=cache_links)
     cfg = params.train.for_model(model)
     n_train_clips = facts.n_clips - facts.n_test
     plan.seconds["augment"] = n_train_clips * len(params.augment.scales) * clip.pitch_shift_seconds / workers
@@ -127,11 +156,12 @@ def project_cell(
     results = len(params.attack.attacks) * victims * sample_bytes
     plan.peak_device_bytes = (4 * net.weight_bytes + activations + test_reads + 2 * results) if device_is_cuda else 0
     plan.peak_ram_bytes = base_ram_bytes + (0 if device_is_cuda else activations) + test_reads + 2 * results
-    audio = (facts.n_train_rows + facts.n_test) * facts.clip_samples * FLOAT32
-    features = (facts.n_train_rows + facts.n_test) * clip.stored_bytes
-    checkpoints = 2 * net.weight_bytes * 3  # model.pt, retrained.pt (+ optimizer state in the resume folder)
-    attack_outputs = len(MODES) * results * 2  # results.npz plus the resume states while a stage runs
-    plan.disk_bytes = 2 * (audio + features + checkpoints + attack_outputs)  # workspace and DVC cache copies
+    plan.disk_parts = {
+        "audio": (facts.n_train_rows + facts.n_test) * facts.clip_samples * FLOAT32,
+        "features": (facts.n_train_rows + facts.n_test) * clip.stored_bytes,
+        "checkpoints": 2 * net.weight_bytes * 3,  # model.pt, retrained.pt (+ optimizer state in the resume folder)
+        "attacks": len(MODES) * results * 2,  # results.npz plus the resume states while a stage runs
+    }
     return plan
 
 
