@@ -243,6 +243,8 @@ def test_starting_pool_rejects_what_it_cannot_read():
 
     with pytest.raises(TypeError, match="tensor or a PoolSource"):
         StartingPool([POOL[0], POOL[1]])
+    with pytest.raises(ValueError, match=r"saved classes have shape \(3,\); expected \(768,\)"):
+        StartingPool(POOL, top1=torch.zeros(3, dtype=torch.long))
 
     class Longer(ListedPool):
         def __len__(self):

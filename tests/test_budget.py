@@ -173,3 +173,45 @@ def test_a_streamed_reader_pool_gives_the_tensor_pools_search(tmp_path):
     np.testing.assert_array_equal(got.success, expected.success)
     assert (got.queries, got.forward_calls, got.gradient_calls) == (expected.queries, expected.forward_calls, 0)
     assert got.fr_per_level == expected.fr_per_level
+
+
+def test_the_starting_pool_is_classified_once_per_search_and_not_again_on_resume(tmp_path):
+    from toy_attack_models import POOL
+
+    from advaudio.evaluation.resume import ResumeStore
+
+    passes: list[int] = []
+
+    class CountedPool:  # a PoolSource over POOL that records each full pass over it
+        def __len__(self):
+            return len(POOL)
+
+        def image_batches(self, *, multiple_of, device):
+            passes.append(1)
+            size = 64 * multiple_of
+            return [POOL[i : i + size].to(device) for i in range(0, len(POOL), size)]
+
+        def read(self, rows, *, device):
+            return POOL[torch.from_numpy(rows)].to(device)
+
+    model = smooth_model()
+    x, y, t = victims(model, n=6)
+    ladder = [{"epsilon": e, "steps": 20, "samples": 20, "lr": 0.05} for e in (0.05, 0.2, 0.5)]
+    states = []
+    def search(**kw):
+        return budget_search(name="pia", model=model, x=x, labels=y, targets=t, ladder=ladder, target_fooling_rate=1.0,
+                             batch_size=4, starting_pool=CountedPool(), seed=3, **kw)
+
+    full = search(on_rung=states.append)
+    assert full.level >= 2 and len(states) >= 2
+    assert passes == [1]  # one classification for every rung
+    store = ResumeStore(tmp_path / "clean", key="k")
+    store.save(states[0])
+    saved = store.load("pia")
+    np.testing.assert_array_equal(saved.pool_top1, states[0].pool_top1)
+    assert saved.pool_top1.shape == (len(POOL),)
+    passes.clear()
+    resumed = search(resume=saved)
+    assert passes == []  # the saved classes are reused: no query repeated
+    assert (resumed.queries, resumed.forward_calls, resumed.level) == (full.queries, full.forward_calls, full.level)
+    np.testing.assert_array_equal(resumed.adv, full.adv)

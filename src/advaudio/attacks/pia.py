@@ -250,7 +250,7 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
     @classmethod
     def max_calls(cls, rung: dict[str, Any], *, n_classes: int, n_features: int) -> tuple[int, int]:
         """No gradient; per step ``samples`` NES queries and ``lr_tries`` candidate queries (the starting
-        pool, queried once per rung, is counted by the planner)."""
+        pool, queried once per search, is counted by the planner)."""
         steps, samples = int(rung_setting(cls, rung, "steps")), int(rung_setting(cls, rung, "samples"))
         return 0, steps * (2 * max(samples // 2, 1) + int(rung_setting(cls, rung, "lr_tries")))
 

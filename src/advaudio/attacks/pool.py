@@ -38,8 +38,8 @@ class StartingPool:
     """One classification of a pool of candidate start images, shared by every batch it serves.
 
     The top-1 classes of the pool are asked of the model once, through the first query function that needs
-    them (:meth:`top1`), and reused by every later batch the pool is handed to; a caller creates one pool
-    per rung. A tensor pool is classified in one call; a :class:`PoolSource` batch by batch, in batches that
+    them (:meth:`top1`), and reused by every later batch the pool is handed to; the budget search creates
+    one pool per search, so every rung reuses them. A tensor pool is classified in one call; a :class:`PoolSource` batch by batch, in batches that
     are multiples of the query function's forward chunk, so the model sees the same forward batches either
     way and the classes (and the samples a counting query function counts) are identical. Only the ``(P,)``
     classes are kept; :meth:`take` fetches the images an attack picks.
@@ -48,6 +48,8 @@ class StartingPool:
     ----------
     images : torch.Tensor or PoolSource
         ``(P, ...)`` candidates inside the model's bounds, or a source of them.
+    top1 : torch.Tensor, optional
+        ``(P,)`` classes from an earlier classification by the same model (a resumed search): not asked again.
 
     Raises
     ------
@@ -55,15 +57,23 @@ class StartingPool:
         When ``images`` is neither a tensor nor a :class:`PoolSource`.
     """
 
-    def __init__(self, images: torch.Tensor | PoolSource) -> None:
+    def __init__(self, images: torch.Tensor | PoolSource, *, top1: torch.Tensor | None = None) -> None:
         if not isinstance(images, (torch.Tensor, PoolSource)):
             raise TypeError("a starting pool is a tensor or a PoolSource (len, image_batches, read), not "
                             f"{type(images).__name__}")
+        if top1 is not None and tuple(top1.shape) != (len(images),):
+            raise ValueError(f"the starting pool's saved classes have shape {tuple(top1.shape)}; expected "
+                             f"({len(images)},), one per pool image")
         self._images = images
-        self._top1: torch.Tensor | None = None
+        self._top1 = top1
 
     def __len__(self) -> int:
         return len(self._images)
+
+    @property
+    def classes(self) -> torch.Tensor | None:
+        """The ``(P,)`` top-1 classes once known (asked or given), else ``None``."""
+        return self._top1
 
     def top1(self, classify: Callable[[torch.Tensor], torch.Tensor], device: torch.device, *,
              chunk: int = 1) -> torch.Tensor:

@@ -48,6 +48,7 @@ class BudgetResult:
     raw_out_of_range: int = 0  # raw attack outputs (all rungs) outside [0, 1]
     fr_per_level: list[float] = field(default_factory=list)
     finished: bool = True  # False for the state after a rung when the search goes on (resume point)
+    pool_top1: np.ndarray | None = None  # (P,) the starting pool's classes, once asked (a resumed search reuses them)
 
     @property
     def fooling_rate(self) -> float:
@@ -95,7 +96,8 @@ def budget_search(
         Candidate start images, for attacks whose ``call_kwargs`` ask for it (black-box attacks that start
         from the target class): a tensor, or a :class:`~advaudio.attacks.pool.PoolSource` (e.g.
         :class:`~advaudio.evaluation.pool_source.ReaderPool` over the test split) that is streamed in
-        batches and never held whole. Each rung classifies it once (:class:`~advaudio.attacks.pool.StartingPool`).
+        batches and never held whole. The search classifies it once, for all its rungs
+        (:class:`~advaudio.attacks.pool.StartingPool`); a resumed search reuses the saved classes.
     seed : int
         Seed for attacks that draw random numbers (offset by the rung index).
     resume : BudgetResult, optional
@@ -127,6 +129,7 @@ def budget_search(
     raw = {"nonfinite": 0, "out_of_range": 0}
     fr_per_level: list[float] = []
     done_levels, elapsed = 0, 0.0
+    pool_top1 = None
     if resume is not None:
         if resume.finished:
             return resume
@@ -138,7 +141,11 @@ def budget_search(
             stats["queries"] = resume.queries
         raw = {"nonfinite": resume.raw_nonfinite, "out_of_range": resume.raw_out_of_range}
         fr_per_level, done_levels, elapsed = list(resume.fr_per_level), resume.level, resume.seconds
+        if resume.pool_top1 is not None:
+            pool_top1 = torch.from_numpy(resume.pool_top1.astype(np.int64))
     start = time.perf_counter()
+    # the pool is classified once per search (the first rung that needs it), not once per rung or batch
+    pool = StartingPool(starting_pool, top1=pool_top1) if starting_pool is not None else None
 
     def state(level: int, finished: bool) -> BudgetResult:
         return BudgetResult(
@@ -148,6 +155,7 @@ def budget_search(
             seconds=elapsed + time.perf_counter() - start, black_box=bool(cls.black_box),
             raw_nonfinite=raw["nonfinite"], raw_out_of_range=raw["out_of_range"], fr_per_level=list(fr_per_level),
             finished=finished,
+            pool_top1=None if pool is None or pool.classes is None else pool.classes.cpu().numpy().astype(np.int64),
         )
 
     level = done_levels
@@ -163,8 +171,6 @@ def budget_search(
                 on_rung(state(level, finished=level == len(ladder)))
             continue
         attack, epsilon = _build(cls, name, rung, level, seed)
-        # the pool is classified once per rung, not once per batch
-        pool = StartingPool(starting_pool) if starting_pool is not None else None
         extra = {k: {"starting_pool": pool, "stats": stats}[k] for k in cls.call_kwargs}
         todo = torch.nonzero(~success, as_tuple=True)[0]
         for i in range(0, len(todo), batch_size):
