@@ -14,10 +14,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 _PROGRAM = '''
-import os, runpy, signal, sys
+import importlib, os, runpy, signal, sys
 sys.path.insert(0, {stages!r})
 sys.argv = {argv!r}
-import importlib
 _owner = importlib.import_module({module!r})
 for _part in {qualname!r}.split(".")[:-1]:
     _owner = getattr(_owner, _part)
@@ -30,7 +29,8 @@ def _killing(*args, **kwargs):
     _key = ({key})
     if _key is not None:
         _seen.append(_key)
-        if len(set(_seen)) >= {after} if {distinct!r} else len(_seen) >= {after}:
+        _counted = len(set(_seen)) if {distinct!r} else len(_seen)
+        if _counted >= {after}:
             os.kill(os.getpid(), signal.SIGKILL)
     return out
 

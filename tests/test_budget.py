@@ -167,7 +167,7 @@ def test_a_streamed_reader_pool_gives_the_tensor_pools_search(tmp_path):
                              batch_size=4, starting_pool=starting_pool, seed=7)
 
     expected, got = search(pool_x), search(ReaderPool(pool, batch_size=4))  # batches of 6: 4 up to 2 x chunk
-    assert expected.level == 2 and expected.queries > 2 * len(pool)  # both rungs ran, each classified the pool
+    assert expected.level == 2 and expected.queries > 2 * len(pool)  # both rungs ran (the pool classified once)
     np.testing.assert_array_equal(got.adv, expected.adv)
     np.testing.assert_array_equal(got.l2, expected.l2)
     np.testing.assert_array_equal(got.success, expected.success)
@@ -198,11 +198,7 @@ def test_the_starting_pool_is_classified_once_per_search_and_not_again_on_resume
     x, y, t = victims(model, n=6)
     ladder = [{"epsilon": e, "steps": 20, "samples": 20, "lr": 0.05} for e in (0.05, 0.2, 0.5)]
     states = []
-    def search(**kw):
-        return budget_search(name="pia", model=model, x=x, labels=y, targets=t, ladder=ladder, target_fooling_rate=1.0,
-                             batch_size=4, starting_pool=CountedPool(), seed=3, **kw)
-
-    full = search(on_rung=states.append)
+    full = run("pia", model, x, y, t, ladder=ladder, starting_pool=CountedPool(), on_rung=states.append)
     assert full.level >= 2 and len(states) >= 2
     assert passes == [1]  # one classification for every rung
     store = ResumeStore(tmp_path / "clean", key="k")
@@ -211,7 +207,7 @@ def test_the_starting_pool_is_classified_once_per_search_and_not_again_on_resume
     np.testing.assert_array_equal(saved.pool_top1, states[0].pool_top1)
     assert saved.pool_top1.shape == (len(POOL),)
     passes.clear()
-    resumed = search(resume=saved)
+    resumed = run("pia", model, x, y, t, ladder=ladder, starting_pool=CountedPool(), resume=saved)
     assert passes == []  # the saved classes are reused: no query repeated
     assert (resumed.queries, resumed.forward_calls, resumed.level) == (full.queries, full.forward_calls, full.level)
     np.testing.assert_array_equal(resumed.adv, full.adv)

@@ -86,7 +86,8 @@ def victims(model, n=8, seed=0):
 
 
 def run(name, model, x, y, t, ladder=None, **kw):
+    kw.setdefault("starting_pool", POOL)
     return budget_search(name=name, model=model, x=x, labels=y, targets=t, ladder=ladder or LADDERS[name],
-                         target_fooling_rate=1.0, batch_size=4, starting_pool=POOL, **kw)
+                         target_fooling_rate=1.0, batch_size=4, **kw)
 
 

@@ -39,8 +39,8 @@ class StartingPool:
 
     The top-1 classes of the pool are asked of the model once, through the first query function that needs
     them (:meth:`top1`), and reused by every later batch the pool is handed to; the budget search creates
-    one pool per search, so every rung reuses them. A tensor pool is classified in one call; a :class:`PoolSource` batch by batch, in batches that
-    are multiples of the query function's forward chunk, so the model sees the same forward batches either
+    one pool per search, so every rung reuses them. A tensor pool is classified in one call; a
+    :class:`PoolSource` batch by batch, in batches that are multiples of the query function's forward chunk, so the model sees the same forward batches either
     way and the classes (and the samples a counting query function counts) are identical. Only the ``(P,)``
     classes are kept; :meth:`take` fetches the images an attack picks.
 

@@ -28,8 +28,7 @@ from advaudio.evaluation.budget import BudgetResult
 from advaudio.io import atomic_path, write_text
 
 RESUME_DIR = Path("build/attacks/.resume")
-_ARRAYS = ("adv", "l2", "success")
-_OPTIONAL_ARRAYS = ("pool_top1",)  # saved when not None
+_ARRAYS = ("adv", "l2", "success", "pool_top1")  # BudgetResult's array fields; saved unless None
 _SOURCES = ("attacks", "evaluation", "models")  # packages whose code decides the searches' results
 
 
@@ -72,15 +71,13 @@ class ResumeStore:
             return None
         with np.load(path, allow_pickle=False) as z:
             scalars = json.loads(str(z["state"]))
-            arrays = {k: z[k] for k in _ARRAYS}
-            arrays.update({k: z[k] for k in _OPTIONAL_ARRAYS if k in z.files})
+            arrays = {k: z[k] for k in _ARRAYS if k in z.files}
         return BudgetResult(**arrays, **scalars)
 
     def save(self, state: BudgetResult) -> None:
         """Write ``state`` atomically (uncompressed: at the study's sizes compression costs more than disk)."""
-        arrays = (*_ARRAYS, *_OPTIONAL_ARRAYS)
-        scalars = {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name not in arrays}
-        saved = {k: getattr(state, k) for k in arrays if getattr(state, k) is not None}
+        scalars = {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name not in _ARRAYS}
+        saved = {k: getattr(state, k) for k in _ARRAYS if getattr(state, k) is not None}
         with atomic_path(self.directory / f"{state.name}.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, state=np.array(json.dumps(scalars)), **saved)

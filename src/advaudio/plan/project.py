@@ -144,9 +144,13 @@ def project_cell(
     plan.seconds["fgsm_retrain"] = retrain * (net.gradient_seconds + net.train_seconds) + 2 * facts.n_test * net.forward_seconds
     plan.seconds["clean_finetune"] = retrain * net.train_seconds + 2 * facts.n_test * net.forward_seconds
     victims = params.attack.n_victims
+    pia = "pia" in params.attack.attacks
     for mode, calls in attack_calls.items():
         per_victim = (calls.gradients + SANITY_GRADIENTS) * net.gradient_seconds + calls.forwards * net.forward_seconds
-        plan.seconds[f"attack_{mode}"] = victims * per_victim + facts.n_test * net.forward_seconds
+        # the stage classifies the test split once to pick victims; PIA's search classifies it once more as its
+        # starting pool (once per search: evaluation/budget.py), which measured counts already include
+        test_passes = 1 + int(pia and not calls.calibrated)
+        plan.seconds[f"attack_{mode}"] = victims * per_victim + test_passes * facts.n_test * net.forward_seconds
     sample_bytes = n_features * FLOAT32
     batch = net.batch_size
     activations = batch * net.backward_bytes
