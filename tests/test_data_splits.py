@@ -31,9 +31,16 @@ def test_official_uses_the_test_fold(rng):
     assert all(a.fold == c.fold for a, c in zip(out, ds.clips))
 
 
-def test_official_test_fold_absent(rng):
-    with pytest.raises(ConfigError, match=r"split.test_fold = 6 .*\[1, 2, 3, 4, 5\]"):
+def test_official_test_fold_beyond_the_official_folds(rng):
+    with pytest.raises(ConfigError, match=r"split.test_fold = 6, .* 5 official folds; expected 1..5"):
         assign_splits(dataset=make_dataset(rng), config=SplitConfig(test_fold=6), seed=0)
+
+
+def test_official_test_fold_absent_from_the_listing(rng):
+    ds = make_dataset(rng)
+    subset = Dataset(**{**ds.__dict__, "clips": tuple(c for c in ds.clips if c.fold != 4)})
+    with pytest.raises(ConfigError, match=r"split.test_fold = 4 .*\[1, 2, 3, 5\]"):
+        assign_splits(dataset=subset, config=SplitConfig(test_fold=4), seed=0)
 
 
 def test_official_folds_that_split_a_source_are_refused(rng):

@@ -1,7 +1,14 @@
-"""Decode a dataset's listed clips into rows of one array, skipping bad files only when asked to."""
+"""Decode a dataset's listed clips into rows of one array, skipping bad files only when asked to.
+
+Only regular files are opened: a FIFO would block the read forever, a device would never end. Each decoded
+clip is hashed, so the same audio listed under two names (two clip ids, two sources) is caught before it
+can sit on both sides of a split.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,12 +29,30 @@ class SkippedFile:
     reason: str
 
 
+def not_a_regular_file(path: Path) -> str:
+    """Why ``path`` cannot be read as a clip ("" if it is a regular file, symlinks followed)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"{path}: listed audio file not found"
+    except OSError as exc:
+        return f"{path}: cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return ""
+    kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+    return f"{path}: is {kind}, not a regular file; advaudio reads only regular files (README: bringing a dataset)"
+
+
 def _decode_one(task: tuple[Path, int, int]) -> tuple[np.ndarray | None, str]:
     path, sample_rate, n_samples = task
     try:
         return load_wav(path, sample_rate=sample_rate, n_samples=n_samples), ""
     except DataError as exc:
         return None, str(exc)
+
+
+def _content_hash(y: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(y).tobytes(), digest_size=16).digest()
 
 
 def decode_clips(
@@ -59,23 +84,31 @@ def decode_clips(
     kept : list of int
         Indices into ``clips`` of the decoded clips, in row order.
     skipped : list of SkippedFile
+        Bad files, and later copies of audio already decoded under another name.
 
     Raises
     ------
     DataError
-        A missing, unreadable, empty, silent or non-finite file, unless ``skip_bad_files``.
+        A missing, non-regular, unreadable, truncated, empty, silent, beyond-full-scale or non-finite file,
+        or the same decoded audio under two names, unless ``skip_bad_files``.
     """
-    missing = [c.path for c in clips if not c.path.is_file()]
-    if missing and not skip_bad_files:
+    unreadable = {i: why for i, c in enumerate(clips) if (why := not_a_regular_file(c.path))}
+    if unreadable and not skip_bad_files:
         raise DataError(
-            f"{missing[0]}: listed audio file not found ({len(missing)} missing in all; "
-            f"set -S audio.skip_bad_files=true to skip and report them)"
+            f"{next(iter(unreadable.values()))} ({len(unreadable)} listed file(s) missing or not regular in "
+            f"all; set -S audio.skip_bad_files=true to skip and report them)"
         )
-    tasks = ((c.path, sample_rate, n_samples) for c in clips)
+    readable = [i for i in range(len(clips)) if i not in unreadable]
+    tasks = ((clips[i].path, sample_rate, n_samples) for i in readable)
     kept: list[int] = []
-    skipped: list[SkippedFile] = []
+    skipped = [SkippedFile(path=clips[i].path, reason=why) for i, why in unreadable.items()]
+    first_with: dict[bytes, int] = {}
     results = pool.imap(_decode_one, tasks, chunksize=8)
-    for i, (y, error) in enumerate(tqdm(results, total=len(clips), desc="decode", unit="clip")):
+    for i, (y, error) in zip(readable, tqdm(results, total=len(readable), desc="decode", unit="clip")):
+        if y is not None:
+            j = first_with.setdefault(_content_hash(y), i)
+            if j != i:
+                y, error = None, _same_audio(clips[j], clips[i])
         if y is None:
             if not skip_bad_files:
                 raise DataError(f"{error} (set -S audio.skip_bad_files=true to skip and report bad files)")
@@ -84,3 +117,11 @@ def decode_clips(
         out[len(kept)] = y
         kept.append(i)
     return kept, skipped
+
+
+def _same_audio(first: Clip, again: Clip) -> str:
+    return (
+        f"{again.path}: the same audio as {first.path} (line {again.line} and line {first.line} of the "
+        f"metadata; sources {again.source_id!r} and {first.source_id!r}); one recording listed twice would "
+        "be counted twice or leak across the split"
+    )

@@ -48,12 +48,17 @@ def assign_splits(*, dataset: Dataset, config: SplitConfig, seed: int) -> list[A
     Raises
     ------
     ConfigError
-        ``official`` with a ``test_fold`` that the dataset does not have.
+        ``official`` with a ``test_fold`` outside the dataset's official folds or absent from its listing.
     DataError
         A source whose clips sit in different official folds (the metadata would leak).
     """
     clips = dataset.clips
     if config.protocol == "official":
+        if not 1 <= config.test_fold <= dataset.n_folds:
+            raise ConfigError(
+                f"split.test_fold = {config.test_fold}, but dataset {dataset.name!r} has {dataset.n_folds} "
+                f"official folds; expected 1..{dataset.n_folds}"
+            )
         if config.test_fold not in dataset.folds:
             raise ConfigError(
                 f"split.test_fold = {config.test_fold} is not a fold of dataset {dataset.name!r}; "

@@ -3,11 +3,17 @@
 soundfile (libsndfile) reads every WAV flavour in the wild: PCM 8/16/24/32-bit, float 32/64 and
 WAVE_FORMAT_EXTENSIBLE headers, with any channel count. Channels are averaged, the signal is resampled with
 soxr (through :func:`librosa.resample`) and then zero-padded at the end or trimmed to the target length.
+
+Audio that lies is refused, naming the file: a data chunk shorter than its header declares (libsndfile
+quietly decodes what is there, and padding would turn the missing part into silence), float samples beyond
+full scale, a sample rate no recording has, NaN/inf, zero length and silence.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import struct
 
 import librosa
 import numpy as np
@@ -18,23 +24,93 @@ from advaudio.errors import DataError
 # A clip whose peak stays below this (about -120 dBFS, under one 24-bit step) carries no signal.
 SILENCE_PEAK = 1e-6
 RESAMPLE_TYPE = "soxr_hq"
+# Float WAV is full scale at 1.0; a few dB of overshoot happens in honest files, 3e5 does not.
+FLOAT_PEAK_LIMIT = 2.0
+# Sample rates of real recordings; anything else is a corrupt header.
+SAMPLE_RATE_RANGE = (1000, 768000)
+# A data chunk may miss at most this much of what its header declares (a torn last frame).
+TRUNCATION_TOLERANCE_S = 0.001
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # streaming writers leave the data size unset
 
 
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read a WAV file as it is stored: float64 ``(frames, channels)`` in [-1, 1] and its sample rate.
+def declared_data_shortfall(path: str | Path) -> tuple[int, int, int, int] | None:
+    """Compare a RIFF/RIFX WAV file's declared data-chunk size with the bytes present.
+
+    Returns
+    -------
+    (declared, present, block_align, rate) or None
+        Byte counts of the ``data`` chunk, the frame size and the rate from ``fmt``; None for files that are
+        not RIFF/RIFX WAVE (RF64, W64, other formats) or whose header leaves the size unset.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
+            return None
+        endian = "<" if head[:4] == b"RIFF" else ">"
+        block_align = rate = 0
+        while True:
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return None
+            tag, length = chunk[:4], struct.unpack(endian + "I", chunk[4:])[0]
+            if tag == b"fmt " and length >= 16:
+                fmt = fh.read(16)
+                if len(fmt) < 16:
+                    return None
+                _, _, rate, _, block_align = struct.unpack(endian + "HHIIH", fmt[:14])
+                fh.seek(length - 16 + (length & 1), 1)
+            elif tag == b"data":
+                if length in _UNKNOWN_SIZES:
+                    return None
+                return length, max(0, size - fh.tell()), block_align, rate
+            else:
+                fh.seek(length + (length & 1), 1)
+
+
+def check_header(*, path: str | Path) -> None:
+    """Refuse a WAV file whose data chunk holds less than its header declares.
 
     Raises
     ------
     DataError
-        If the file is missing or libsndfile cannot decode it; the message names the file.
+        Naming the file, the declared and the present duration.
+    """
+    found = declared_data_shortfall(path)
+    if found is None:
+        return
+    declared, present, block_align, rate = found
+    if block_align <= 0 or rate <= 0:
+        return  # libsndfile judges a broken fmt chunk itself
+    tolerance = max(block_align, int(TRUNCATION_TOLERANCE_S * rate) * block_align)
+    if declared - present > tolerance:
+        raise DataError(
+            f"{path}: truncated: its header declares {declared / block_align / rate:.3f} s of samples "
+            f"({declared} bytes) but the file holds {present / block_align / rate:.3f} s ({present} bytes)"
+        )
+
+
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a WAV file as it is stored: float64 ``(frames, channels)`` and its sample rate.
+
+    Raises
+    ------
+    DataError
+        If the file is missing, truncated (data shorter than its header declares), has an implausible sample
+        rate, or libsndfile cannot decode it; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: audio file not found")
     try:
+        check_header(path=path)
         audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    except (sf.SoundFileError, OSError) as exc:
+    except (sf.SoundFileError, OSError, struct.error) as exc:
         raise DataError(f"{path}: not a readable audio file ({exc})") from None
+    lo, hi = SAMPLE_RATE_RANGE
+    if not lo <= rate <= hi:
+        raise DataError(f"{path}: sample rate {rate} Hz in its header; expected {lo}..{hi} Hz")
     return audio, int(rate)
 
 
@@ -56,13 +132,18 @@ def check_audio(*, y: np.ndarray, path: str | Path) -> None:
     Raises
     ------
     DataError
-        For zero-length, NaN/inf or all-silent audio; the message names ``path``.
+        For zero-length, NaN/inf, beyond-full-scale or all-silent audio; the message names ``path``.
     """
     if y.size == 0:
         raise DataError(f"{path}: audio has zero length")
     if not np.all(np.isfinite(y)):
         raise DataError(f"{path}: audio holds NaN or infinite samples")
     peak = float(np.max(np.abs(y)))
+    if peak > FLOAT_PEAK_LIMIT:
+        raise DataError(
+            f"{path}: samples reach {peak:.6g}, beyond full scale; expected float audio within [-1, 1] "
+            f"(at most {FLOAT_PEAK_LIMIT:g})"
+        )
     if peak < SILENCE_PEAK:
         raise DataError(f"{path}: audio is silent (peak {peak:.3g} < {SILENCE_PEAK:g})")
 
@@ -87,11 +168,13 @@ def load_wav(path: str | Path, *, sample_rate: int, n_samples: int) -> np.ndarra
     Raises
     ------
     DataError
-        Missing or undecodable file, zero-length, all-silent, NaN or inf audio; the message names the file.
+        Missing, truncated or undecodable file, an implausible sample rate, zero-length, all-silent, NaN, inf or
+        beyond-full-scale audio; the message names the file.
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be positive, got {n_samples}")
     audio, rate = read_wav(path)
+    check_audio(y=audio, path=path)  # per channel: averaging could hide one channel's overshoot
     y = to_mono(audio=audio)
     check_audio(y=y, path=path)
     if rate != sample_rate:
