@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: install repro test test-slow bench grid clean-venv
+.PHONY: install repro exp test test-slow bench grid clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,11 @@ install: $(VENV)/.installed
 
 repro: install
 	dvc repro
+
+# make exp ARGS="-S model=vgg16": dvc exp run in the workspace; a failed run puts params.yaml back as it was
+# (src/advaudio/experiment.py)
+exp: install
+	$(PY) -m advaudio.experiment $(ARGS)
 
 test: install
 	$(PY) -m pytest -q

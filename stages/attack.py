@@ -10,32 +10,23 @@ state is saved after every rung (build/attacks/.resume/<mode>/); a rerun after a
 import argparse
 import csv
 import io
-import sys
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
-from advaudio.errors import ConfigError, DataError
 from advaudio.evaluation.attack_run import run_mode
 from advaudio.evaluation.modes import MODES
 from advaudio.io import save_npz, write_json, write_text
 from advaudio.runtime import reexec_with_tcmalloc
-from advaudio.stage_log import stage_summary
+from advaudio.stage_log import run_stage, stage_summary
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=list(MODES), required=True)
-    args = parser.parse_args()
+def main(*, mode: str) -> int:
     reexec_with_tcmalloc()
-    stage = f"attack_{args.mode}"
+    stage = f"attack_{mode}"
     with stage_summary(stage, "victims") as counter:
-        try:
-            run = run_mode(params=load_params("params.yaml"), mode=args.mode)
-        except (ConfigError, DataError) as exc:
-            print(f"{stage}: {exc}", file=sys.stderr)
-            return 2
-        out = f"build/attacks/{args.mode}"
-        if MODES[args.mode].draws_victims:
+        run = run_mode(params=load_params("params.yaml"), mode=mode)
+        out = f"build/attacks/{mode}"
+        if MODES[mode].draws_victims:
             save_npz(f"{out}/victims.npz", **run.victims)
         save_npz(f"{out}/results.npz", **run.results)
         save_npz(f"{out}/examples.npz", **run.examples)
@@ -54,4 +45,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", choices=list(MODES), required=True)
+    mode = parser.parse_args().mode
+    run_stage(f"attack_{mode}", lambda: main(mode=mode))

@@ -4,13 +4,10 @@ Reads `dataset` from `dataset_dir` (never modified) and writes build/audio/: cli
 info.json and skipped.csv, as described in docs/ARCHITECTURE.md.
 """
 
-import sys
-
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.data.prepare import prepare_audio
-from advaudio.errors import ConfigError, DataError
-from advaudio.stage_log import stage_summary
+from advaudio.stage_log import run_stage, stage_summary
 
 OUT_DIR = "build/audio"
 
@@ -18,13 +15,9 @@ OUT_DIR = "build/audio"
 def main() -> int:
     # Registry-backed names are validated by validate_params; the dataset name is checked by its registry.
     params = load_params("params.yaml", check_choices=False)
-    try:
-        with stage_summary("augment", "clips") as counter:
-            result = prepare_audio(params=params, out_dir=OUT_DIR)
-            counter.items = result.n_rows
-    except (ConfigError, DataError) as exc:
-        print(f"augment: {exc}", file=sys.stderr)
-        return 2
+    with stage_summary("augment", "clips") as counter:
+        result = prepare_audio(params=params, out_dir=OUT_DIR)
+        counter.items = result.n_rows
     print(
         f"augment: {result.n_original} originals ({result.n_test} test), {result.n_augmented} pitch-shifted "
         f"copies, {len(result.skipped)} skipped",
@@ -34,4 +27,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("augment", main)

@@ -6,36 +6,27 @@ writing metrics/clean_finetune.json and no checkpoint.
 """
 
 import argparse
-import sys
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params, resolve_device
-from advaudio.errors import ConfigError, DataError
 from advaudio.io import write_json
 from advaudio.models.checkpoint import load_checkpoint, save_checkpoint
 from advaudio.runtime import reexec_with_tcmalloc
-from advaudio.stage_log import stage_summary
+from advaudio.stage_log import run_stage, stage_summary
 from advaudio.features.store import open_features
 from advaudio.training.fgsm_retrain import fgsm_retrain
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--control", action="store_true", help="clean loss only (stage clean_finetune)")
-    args = parser.parse_args()
-    stage = "clean_finetune" if args.control else "fgsm_retrain"
+def main(*, control: bool) -> int:
+    stage = _stage_name(control)
     reexec_with_tcmalloc()
-    try:
-        params = load_params("params.yaml")
-        features = open_features("build/features")
-        clean_model, clean_config = load_checkpoint("build/model/model.pt", device=resolve_device(params.device))
-    except (ConfigError, DataError) as exc:
-        print(f"{stage}: {exc}", file=sys.stderr)
-        return 2
+    params = load_params("params.yaml")
+    features = open_features("build/features")
+    clean_model, clean_config = load_checkpoint("build/model/model.pt", device=resolve_device(params.device))
     with stage_summary(stage, "images") as counter:
         outcome = fgsm_retrain(params=params, features=features, clean_model=clean_model, clean_config=clean_config,
-                               alpha=1.0 if args.control else None)
-        if not args.control:
+                               alpha=1.0 if control else None)
+        if not control:
             save_checkpoint("build/model/retrained.pt", model=outcome.model, config=outcome.config)
         write_json(f"metrics/{stage}.json", outcome.metrics)
         counter.items = int(outcome.metrics["epochs"] * outcome.metrics["n_train"])
@@ -45,5 +36,12 @@ def main() -> int:
     return 0
 
 
+def _stage_name(control: bool) -> str:
+    return "clean_finetune" if control else "fgsm_retrain"
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--control", action="store_true", help="clean loss only (stage clean_finetune)")
+    control = parser.parse_args().control
+    run_stage(_stage_name(control), lambda: main(control=control))

@@ -8,14 +8,12 @@ rerun after a crash or kill -9 reuses them and computes only the rest (src/advau
 """
 
 import argparse
-import sys
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
-from advaudio.errors import ConfigError, DataError
 from advaudio.features.extract import build_features
 from advaudio.features.shards import CLIPS_PER_SHARD
-from advaudio.stage_log import stage_summary
+from advaudio.stage_log import run_stage, stage_summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,23 +24,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips-per-shard", type=int, default=CLIPS_PER_SHARD,
                         help=f"clips per shard file (default {CLIPS_PER_SHARD}; smaller values are for tests)")
     args = parser.parse_args(argv)
-    try:
-        params = load_params(args.params)
-        with stage_summary("spectrogram", "clips") as counter:
-            result = build_features(
-                audio_dir=args.audio,
-                out_dir=args.out,
-                representation=params.representation,
-                config=params.spectrogram,
-                dataset=params.dataset,
-                clips_per_shard=args.clips_per_shard,
-            )
-            counter.items = result.n_train + result.n_test
-    except (ConfigError, DataError) as exc:
-        print(f"spectrogram: {exc}", file=sys.stderr)
-        return 2
+    params = load_params(args.params)
+    with stage_summary("spectrogram", "clips") as counter:
+        result = build_features(
+            audio_dir=args.audio,
+            out_dir=args.out,
+            representation=params.representation,
+            config=params.spectrogram,
+            dataset=params.dataset,
+            clips_per_shard=args.clips_per_shard,
+        )
+        counter.items = result.n_train + result.n_test
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("spectrogram", main)

@@ -3,12 +3,10 @@
 Deterministic from `seed` and the `synth` params block: the same params give the same bytes.
 """
 
-import sys
-
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.data.synth import write_synth
-from advaudio.stage_log import stage_summary
+from advaudio.stage_log import run_stage, stage_summary
 
 OUT_DIR = "build/synth"
 
@@ -22,4 +20,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("synth", main)

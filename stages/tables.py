@@ -5,30 +5,19 @@ curves and build/attacks/clean/examples.npz; writes metrics/summary.json (number
 reports/{report.md, figure1.png, curves.png}. Definitions: advaudio.report.summary and docs/PROTOCOL.md.
 """
 
-import sys
-
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
-from advaudio.errors import ConfigError, DataError
 from advaudio.report.build import build_report
-from advaudio.stage_log import stage_summary
+from advaudio.stage_log import run_stage, stage_summary
 
 
 def main() -> int:
-    try:
-        params = load_params("params.yaml", check_choices=False)
-    except ConfigError as exc:
-        print(f"params.yaml: {exc}", file=sys.stderr)
-        return 2
-    try:
-        with stage_summary("tables", "attacks") as counter:
-            summary = build_report(params=params)
-            counter.items = len(summary.attacks)
-    except DataError as exc:
-        print(f"tables: {exc}", file=sys.stderr)
-        return 1
+    params = load_params("params.yaml", check_choices=False)
+    with stage_summary("tables", "attacks") as counter:
+        summary = build_report(params=params)
+        counter.items = len(summary.attacks)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("tables", main)

@@ -7,34 +7,29 @@ track, so an interrupted training resumes at its last epoch.
 
 import csv
 import io
-import sys
 
 from dvclive import Live
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
-from advaudio.errors import ConfigError, DataError
 from advaudio.io import write_json, write_text
 from advaudio.models.checkpoint import save_checkpoint
 from advaudio.runtime import reexec_with_tcmalloc
-from advaudio.stage_log import stage_summary
+from advaudio.stage_log import run_stage, stage_summary
 from advaudio.features.store import open_features
-from advaudio.training.run import can_resume, train_victim
+from advaudio.training.run import train_victim
 
 RESUME_DIR = "build/train_resume"
 
 
 def main() -> int:
     reexec_with_tcmalloc()
-    try:
-        params = load_params("params.yaml")
-        features = open_features("build/features")
-    except (ConfigError, DataError) as exc:
-        print(f"train: {exc}", file=sys.stderr)
-        return 2
+    params = load_params("params.yaml")
+    features = open_features("build/features")
     with stage_summary("train", "images") as counter:
-        resume = can_resume(params=params, features=features, resume_dir=RESUME_DIR)
-        with Live("metrics/train_live", dvcyaml=False, save_dvc_exp=False, resume=resume) as live:
+        # Started empty: a resumed training replays the epochs it had finished (advaudio.training.run), so the
+        # curves always equal an uninterrupted run's.
+        with Live("metrics/train_live", dvcyaml=False, save_dvc_exp=False) as live:
 
             def log_epoch(record: dict) -> None:
                 for key, value in record.items():
@@ -60,4 +55,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("train", main)

@@ -4,20 +4,15 @@ Writes a constant file that the first stages depend on, so a valid change of par
 stages that read the changed keys.
 """
 
-import sys
 from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
-from advaudio.errors import ConfigError
+from advaudio.stage_log import run_stage
 
 
 def main() -> int:
-    try:
-        load_params("params.yaml")
-    except ConfigError as exc:
-        print(f"params.yaml: {exc}", file=sys.stderr)
-        return 2
+    load_params("params.yaml")
     out = Path("build/params.ok")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("params.yaml is valid\n")
@@ -26,4 +21,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("validate_params", main)

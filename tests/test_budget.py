@@ -203,7 +203,7 @@ def test_the_starting_pool_is_classified_once_per_search_and_not_again_on_resume
     assert passes == [1]  # one classification for every rung
     store = ResumeStore(tmp_path / "clean", key="k")
     store.save(states[0])
-    saved = store.load("pia")
+    saved = store.load("pia", shape=tuple(x.shape), n_levels=len(ladder))
     np.testing.assert_array_equal(saved.pool_top1, states[0].pool_top1)
     assert saved.pool_top1.shape == (len(POOL),)
     passes.clear()

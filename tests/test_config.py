@@ -1,5 +1,8 @@
 """The validated configuration: unknown keys, bad types and bad values fail with a clear message."""
 
+import dataclasses
+import math
+import typing
 from pathlib import Path
 
 import pytest
@@ -18,11 +21,82 @@ def test_repository_params_are_valid():
     assert params.augment.scales == (0.75, 0.9, 1.15, 1.5)
 
 
+def _schema_keys(cls, prefix=""):
+    """Dotted names of every parameter of the dataclass schema ``cls`` (mappings such as ``train.by_model`` are
+    one parameter)."""
+    keys = set()
+    for f in dataclasses.fields(cls):
+        tp = typing.get_type_hints(cls)[f.name]
+        keys |= _schema_keys(tp, f"{prefix}{f.name}.") if dataclasses.is_dataclass(tp) else {prefix + f.name}
+    return keys
+
+
+def _file_keys(raw, schema, prefix=""):
+    return {k for name, value in raw.items() for k in (
+        _file_keys(value, schema, f"{prefix}{name}.") if f"{prefix}{name}" not in schema and isinstance(value, dict)
+        else {prefix + name})}
+
+
+#: The per-registry tables: empty by default, so a partial params dict (tests, benchmarks) gets no model's
+#: training overrides and no budget ladder unless it sets them; the attack stages refuse a missing ladder.
+EMPTY_BY_DEFAULT = {("train", "by_model"), ("attack", "ladders")}
+
+
 def test_defaults_match_params_file():
-    """Every key in params.yaml is known to the schema, and nothing is silently dropped."""
+    """params.yaml sets every parameter (so the pipeline never runs on a default), and every default equals
+    the file's value (so tests and benchmarks built from defaults run what the pipeline runs)."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    params = params_from_dict(raw)
-    assert isinstance(params, Params)
+    assert _file_keys(raw, _schema_keys(Params)) == _schema_keys(Params)
+    from_file, defaults = dataclasses.asdict(params_from_dict(raw)), dataclasses.asdict(Params())
+    for section, name in EMPTY_BY_DEFAULT:
+        assert defaults[section].pop(name) == {} and from_file[section].pop(name)
+    assert defaults == from_file
+
+
+def _float_keys(cls=Params, prefix=""):
+    """Dotted names of every float parameter of the schema (``augment.scales`` as its first item)."""
+    keys = []
+    for f in dataclasses.fields(cls):
+        tp = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(tp):
+            keys += _float_keys(tp, f"{prefix}{f.name}.")
+        elif tp is float or tp == tuple[float, ...]:
+            keys.append(prefix + f.name)
+    return keys
+
+
+def _nested(key, value):
+    head, _, rest = key.partition(".")
+    return {head: _nested(rest, value) if rest else value}
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "nan", "inf"], ids=repr)
+@pytest.mark.parametrize("key", _float_keys())
+def test_every_float_parameter_refuses_nan_inf_and_strings(key, value):
+    """Found from the schema, so a new float parameter is covered (and needs a ``_check_range``)."""
+    raw = _nested(key, [value] if key == "augment.scales" else value)
+    with pytest.raises(ConfigError) as info:
+        params_from_dict(raw)
+    assert key in str(info.value) and repr(value) in str(info.value)
+
+
+@pytest.mark.parametrize("text", [".nan", ".NaN", ".inf", "-.inf"])
+def test_yaml_nan_in_a_params_file_names_the_file_and_key(tmp_path, text):
+    (tmp_path / "params.yaml").write_text(f"split:\n  holdout: {text}\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: split.holdout = -?(nan|inf) is not a finite number; "
+                                          r"expected a value in \[0.05, 0.95\]"):
+        load_params(tmp_path / "params.yaml", check_choices=False)
+
+
+def test_nan_in_a_per_model_override_names_the_key():
+    with pytest.raises(ConfigError, match=r"train.by_model.vgg16: train.lr = nan is not a finite number"):
+        params_from_dict({"train": {"by_model": {"vgg16": {"lr": math.nan}}}})
+
+
+def test_an_exponent_yaml_reads_as_text_is_explained():
+    raw = yaml.safe_load("train:\n  lr: 1e-4\n")  # PyYAML: a string
+    with pytest.raises(ConfigError, match=r"train.lr must be a number, got '1e-4' \(a string: .*1.0e-4"):
+        params_from_dict(raw)
 
 
 @pytest.mark.parametrize(
@@ -40,6 +114,24 @@ def test_defaults_match_params_file():
         ({"train": {"by_model": {"vgg16": {"amp": False}}}}, "train.by_model.vgg16 has unknown key(s) ['amp']"),
         ({"train": {"by_model": {"vgg16": 0.01}}}, "train.by_model.vgg16 must be a mapping"),
         ({"fgsm_retrain": {"lr_scale": 0.0}}, "fgsm_retrain.lr_scale = 0.0 is out of range"),
+        # insane but accepted before: a clip too short to hold an STFT window, zero budgets, duplicates
+        ({"audio": {"clip_seconds": 0.001}}, "audio.clip_seconds = 0.001 is too short; expected 0 (the dataset's"),
+        ({"audio": {"clip_seconds": -1.0}}, "audio.clip_seconds = -1.0 is out of range"),
+        ({"fgsm_retrain": {"epsilon": 0.0}}, "fgsm_retrain.epsilon = 0.0 is out of range; expected a value in (0.0"),
+        ({"attack": {"target_fooling_rate": 0.0}}, "attack.target_fooling_rate = 0.0 is out of range"),
+        ({"attack": {"attacks": ["cw", "pia", "cw"]}}, "attack.attacks has duplicates: ['cw', 'pia', 'cw']"),
+        ({"attack": {"n_victims": 0}}, "attack.n_victims = 0 is out of range"),
+        ({"attack": {"n_victims": True}}, "attack.n_victims must be an integer, got True"),
+        ({"train": {"lr": True}}, "train.lr must be a number, got True"),
+        ({"train": {"amp": 1}}, "train.amp must be true or false, got 1"),
+        ({"train": {"batch_size": 0}}, "train.batch_size = 0 is out of range"),
+        ({"augment": {"scales": [0.9, 1.0]}}, "augment.scales[1] = 1.0 would copy every clip unchanged"),
+        ({"augment": {"scales": [0.9, "x"]}}, "augment.scales[1] must be a number, got 'x'"),
+        ({"spectrogram": {"n_fft": 256, "hop_length": 512}}, "spectrogram.hop_length = 512 exceeds spectrogram.n_fft"),
+        ({"spectrogram": {"dwt_sample_rate": 8000, "dwt_fmin": 4000.0}}, "spectrogram.dwt_fmin = 4000.0 Hz is not below"),
+        ({"synth": {"snr_db_min": -1e6}}, "synth.snr_db_min = -1000000.0 is out of range"),
+        ({"device": "cudax"}, "device 'cudax' is not allowed"),
+        ({"device": "cuda:"}, "device 'cuda:' is not allowed"),
     ],
 )
 def test_bad_values_are_refused(raw, message):
@@ -135,3 +227,81 @@ def test_per_model_overrides_name_a_registered_model():
     params = params_from_dict({"train": {"by_model": {"vgg61": {"lr": 0.01}}}})
     with pytest.raises(ConfigError, match=r"train.by_model key 'vgg61' is not allowed; choose from \['alexnet'"):
         validate_choices(params)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.1, 5.0])
+def test_sane_clip_lengths_are_accepted(seconds):
+    assert params_from_dict({"audio": {"clip_seconds": seconds}}).audio.clip_seconds == seconds
+
+
+# --- attack ladder rungs: checked against each attack's constructor ---------------------------------------
+
+
+def _with_ladder(name, ladder):
+    return params_from_dict({"attack": {"attacks": [name], "ladders": {name: ladder}}})
+
+
+@pytest.mark.parametrize(
+    ("name", "ladder", "message"),
+    [
+        ("bim_a", [{"epsilon": -1.0, "steps": 20}], "attack.ladders.bim_a[0].epsilon = -1.0; expected a finite number in (0.0"),
+        ("bim_a", [{"epsilon": 1.0}, {"epsilon": 2.0, "steps": "many"}], "attack.ladders.bim_a[1].steps = 'many'; expected an integer"),
+        ("bim_b", [{"epsilon": 0.0}], "attack.ladders.bim_b[0].epsilon = 0.0"),
+        ("bim_b", [{"epsilon": math.nan}], "attack.ladders.bim_b[0].epsilon = nan"),
+        ("bim_b", [{"epsilon": "1.0"}], "attack.ladders.bim_b[0].epsilon = '1.0'; expected a finite number"),
+        ("bim_b", [{"steps": 10}], "attack.ladders.bim_b[0] needs an 'epsilon'"),
+        ("bim_b", [{"epsilon": 1.0, "steps": 2.5}], "attack.ladders.bim_b[0].steps = 2.5; expected an integer"),
+        ("bim_b", [{"epsilon": 1.0, "steps": True}], "attack.ladders.bim_b[0].steps = True; expected an integer"),
+        ("bim_b", [{"epsilon": 1.0, "rel_stepsize": -0.1}], "attack.ladders.bim_b[0].rel_stepsize = -0.1"),
+        ("bim_b", [{"epsilon": 1.0, "abs_stepsize": None}, {"epsilon": 1.0, "abs_stepsize": 0}],
+         "attack.ladders.bim_b[1].abs_stepsize = 0; expected a finite number or null in (0.0"),
+        ("bim_b", [{"epsilon": 1.0, "step": 10}], "attack.ladders.bim_b[0] has unknown setting(s) ['step']; allowed:"),
+        ("deepfool", [{"steps": 10, "epsilon": 1.0}], "attack.ladders.deepfool[0] has unknown setting(s) ['epsilon'] (this attack minimises"),
+        ("deepfool", [{"steps": 0}], "attack.ladders.deepfool[0].steps = 0; expected an integer in [1, inf]"),
+        ("deepfool", [{"candidates": 1}], "attack.ladders.deepfool[0].candidates = 1"),
+        ("jsma", [{"max_iterations": 0}], "attack.ladders.jsma[0].max_iterations = 0"),
+        ("jsma", [{"theta": 2.0}], "attack.ladders.jsma[0].theta = 2.0; expected a finite number in (0.0, 1.0]"),
+        ("jsma", [{"pairs": 1}], "attack.ladders.jsma[0].pairs = 1; expected true or false"),
+        ("jsma", [{"output": "probs"}], "attack.ladders.jsma[0].output = 'probs'; expected one of ['softmax', 'logits']"),
+        ("cw", [{"c": -1.0}], "attack.ladders.cw[0].c = -1.0"),
+        ("cw", [{"c": 1.0, "binary_search_steps": 0}], "attack.ladders.cw[0].binary_search_steps = 0"),
+        ("cw", [{"confidence": -0.5}], "attack.ladders.cw[0].confidence = -0.5"),
+        ("pia", [{"epsilon": 0.1, "samples": 51}], "attack.ladders.pia[0].samples = 51; expected an integer in [2, inf] and even"),
+        ("pia", [{"epsilon": 0.1, "seed": 3}], "attack.ladders.pia[0] has unknown setting(s) ['seed'] (the budget search seeds"),
+        ("pia", [{"epsilon": 0.1, "norm": "l1"}], "attack.ladders.pia[0].norm = 'l1'"),
+        ("pia", [{"epsilon": math.inf}], "attack.ladders.pia[0].epsilon = inf"),
+        ("pia", ["epsilon: 0.1"], "attack.ladders.pia"),
+    ],
+)
+def test_bad_ladder_rungs_are_refused_by_name(name, ladder, message):
+    with pytest.raises(ConfigError) as info:
+        validate_choices(_with_ladder(name, ladder))
+    assert message in str(info.value)
+
+
+def test_ladder_rungs_are_checked_by_load_params(tmp_path):
+    (tmp_path / "params.yaml").write_text("attack:\n  ladders:\n    bim_a:\n    - epsilon: -1\n      steps: 20\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: attack.ladders.bim_a\[0\].epsilon = -1"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_every_attacks_rung_limits_name_exactly_its_constructor_parameters():
+    """The limits are declared beside each constructor; this keeps them from drifting apart, and checks that
+    every constructor default (and a unit ``epsilon``) passes them."""
+    import inspect
+
+    import foolbox as fb
+
+    from advaudio.attacks import ATTACKS
+    from advaudio.attacks.common import check_rung, rung_settings
+
+    for name in ATTACKS.names():
+        cls = ATTACKS.get(name)
+        settings = rung_settings(cls)
+        assert set(cls.rung_limits) == set(settings), name
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in settings.values()), name
+        defaults = {k: p.default for k, p in settings.items()}
+        if issubclass(cls, fb.attacks.base.FixedEpsilonAttack):
+            defaults["epsilon"] = 1.0
+        check_rung(cls, defaults, key=f"attack.ladders.{name}[0]")
+        cls(**{k: v for k, v in defaults.items() if k != "epsilon"})  # what the limits accept, the constructor does

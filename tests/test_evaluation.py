@@ -257,6 +257,44 @@ def test_attack_stages_stream_the_test_split_with_the_materialised_paths_results
         _same_outputs(streamed[mode], whole[mode])
 
 
+def _set_attack_params(root, **attack):
+    import yaml
+
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["attack"].update(attack)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_more_victims_than_the_test_split_is_refused_by_name(tmp_path, monkeypatch):
+    from advaudio.evaluation import attack_run
+
+    monkeypatch.setattr(attack_run, "load_victim", _band_victim)
+    root = _stage_root(tmp_path)
+    _set_attack_params(root, n_victims=100000)
+    with pytest.raises(ConfigError, match=r"attack.n_victims = 100000 exceeds the test split's 16 clips"):
+        _run_stage(root, modes=("clean",))
+
+
+def test_fewer_correct_clips_than_victims_asked_is_warned_and_recorded(tmp_path, monkeypatch, capsys):
+    from advaudio.evaluation import attack_run
+
+    real_predict = attack_run.predict_batches
+
+    def half_wrong(model, batches, **kwargs):
+        logits = real_predict(model, batches, **kwargs).clone()
+        logits[::2] = logits[::2].roll(1, dims=1)  # every other clip's top class moves to another class
+        return logits
+
+    monkeypatch.setattr(attack_run, "load_victim", _band_victim)
+    monkeypatch.setattr(attack_run, "predict_batches", half_wrong)
+    root = _stage_root(tmp_path)
+    _set_attack_params(root, n_victims=16, attacks=["deepfool"])
+    metrics = _run_stage(root, modes=("clean",))["clean"].metrics
+    assert metrics["n_victims_requested"] == 16 and metrics["n_victims"] <= 8
+    err = capsys.readouterr().err
+    assert f"attack.n_victims = 16, but only {metrics['n_victims']} of the 16 test clips are classified correctly" in err
+
+
 def test_attack_stages_and_recheck_never_hold_the_whole_test_split(tmp_path, monkeypatch):
     from advaudio.evaluation import attack_run, recheck
     from advaudio.features.reader import ShardSplit, SplitReader

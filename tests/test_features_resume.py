@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -151,6 +152,68 @@ def test_a_staging_folder_of_other_inputs_is_discarded(tmp_path, rng, monkeypatc
     assert sorted(computed) == [(r, "spectrogram") for r in range(N_TRAIN + N_TEST)]
     _build(audio, tmp_path / "whole", config=changed)
     assert _files(out) == _files(tmp_path / "whole")
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _spoil(path: Path, kind: str, marker: Path) -> None:
+    if kind == "text":
+        path.write_text("not what the stage wrote\n")
+    elif kind == "binary":
+        path.write_bytes(b"\xff\xfe\x00\x93NUMPY" + bytes(range(256)))
+    elif kind == "truncated":
+        path.write_bytes(path.read_bytes()[:100])
+    elif kind == "hostile pickle":
+        path.write_bytes(pickle.dumps(_Payload(marker)))
+    elif kind == "hostile object array":
+        with open(path, "wb") as fh:
+            np.save(fh, np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+    elif kind == "wrong shape":
+        with open(path, "wb") as fh:
+            np.save(fh, np.zeros((2, 2), dtype=np.float16))
+    elif kind == "wrong keys":
+        path.write_text(json.dumps({"lo": 0.0}))
+    elif kind == "not finite":
+        path.write_text(json.dumps({k: float("nan") for k in json.loads(path.read_text())}))  # NaN: not JSON
+
+
+@pytest.mark.parametrize("target, kind", [
+    ("scaling.json", "text"), ("scaling.json", "binary"), ("scaling.json", "wrong keys"),
+    ("scaling.json", "not finite"),
+    ("train/spectrogram-00001.npy", "text"), ("train/spectrogram-00001.npy", "binary"),
+    ("train/spectrogram-00001.npy", "truncated"), ("train/spectrogram-00001.npy", "hostile pickle"),
+    ("train/spectrogram-00001.npy", "hostile object array"), ("train/spectrogram-00001.npy", "wrong shape"),
+])
+def test_a_bad_staged_file_is_discarded_and_its_work_done_again(tmp_path, rng, monkeypatch, capsys, target, kind):
+    audio, out = tmp_path / "audio", tmp_path / "features"
+    write_fake_audio(audio, rng=rng, n_train=N_TRAIN, n_test=N_TEST)
+    _build(audio, tmp_path / "whole")
+    with monkeypatch.context() as m:
+        _crash_after_saves(m, 3)
+        with pytest.raises(Crash):
+            _build(audio, out)
+    stage = staging_dir_for(out)
+    marker = tmp_path / "pwned"
+    _spoil(stage / target, kind, marker)
+    capsys.readouterr()
+    _build(audio, out)  # not blocked
+    printed = capsys.readouterr()
+    discarded = stage if target == "scaling.json" else stage / target
+    lines = [line for line in printed.err.splitlines() if "discarded" in line]
+    assert len(lines) == 1 and lines[0].startswith(f"{discarded}: discarded ("), printed.err
+    assert target.split("/")[-1] in lines[0] and "allow_pickle=True" not in lines[0]
+    if target == "scaling.json":  # every staged shard was scaled with it: all of them go
+        assert "resumes" not in printed.out, printed.out
+    else:
+        assert "resumes with 2/5 train shards and 0/2 test shards done" in printed.out, printed.out
+    assert _files(out) == _files(tmp_path / "whole")
+    assert not marker.exists()
 
 
 def test_the_fingerprint_covers_every_input(tmp_path, rng):

@@ -1,6 +1,9 @@
 """Victim networks: every registered model at the smallest and default size, ResNet-56's known size,
 checkpoint round trip, pretrained weights only from disk, and clear errors."""
 
+import pickle
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -127,6 +130,87 @@ def test_checkpoint_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError):
         make_config(model="resnet56", n_classes=2, class_names=["a", "b"], input_shape=[1, 8, 8],
                     representation="stft", scaling={"lo": torch.tensor(0.0)}, params={})
+
+
+def _good_checkpoint(path):
+    model = build_model("alexnet", n_classes=3, input_shape=(1, 16, 16))
+    config = make_config(model="alexnet", n_classes=3, class_names=list("abc"), input_shape=[1, 16, 16],
+                         representation="stft", scaling={"lo": 0.0, "hi": 1.0}, params={"seed": 0})
+    save_checkpoint(path, model=model, config=config)
+    return torch.load(path, weights_only=True)
+
+
+def _write_bad(path, kind):
+    blob = _good_checkpoint(path)
+    config, state = blob["config"], blob["state_dict"]
+    bad = {
+        "text": lambda: path.write_text("model: resnet56\nweights: none\n"),
+        "one byte": lambda: path.write_bytes(b"x"),
+        "empty": lambda: path.write_bytes(b""),
+        "random bytes": lambda: path.write_bytes(bytes(range(256)) * 8),
+        "truncated": lambda: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+        "a numpy array": lambda: np.save(open(path, "wb"), np.zeros(3)),
+        "a list": lambda: torch.save([1, 2], path),
+        "a tensor": lambda: torch.save(torch.zeros(3), path),
+        "no config": lambda: torch.save({"state_dict": state}, path),
+        "config a string": lambda: torch.save({"state_dict": state, "config": "alexnet"}, path),
+        "config lacks keys": lambda: torch.save({"state_dict": state, "config": {"model": "alexnet"}}, path),
+        "n_classes a string": lambda: torch.save({"state_dict": state, "config": {**config, "n_classes": "3"}}, path),
+        "unknown model": lambda: torch.save({"state_dict": state, "config": {**config, "model": "vgg19"}}, path),
+        "bad model kwargs": lambda: torch.save({"state_dict": state, "config": {**config, "model_kwargs": {"x": 1}}},
+                                               path),
+        "bad input shape": lambda: torch.save({"state_dict": state, "config": {**config, "input_shape": [16]}}, path),
+        "state not tensors": lambda: torch.save({"state_dict": {k: 1 for k in state}, "config": config}, path),
+        "weights of another shape": lambda: torch.save({"state_dict": state, "config": {**config, "n_classes": 4,
+                                                        "class_names": list("abcd")}}, path),
+        "a directory": lambda: (path.unlink(), path.mkdir()),
+    }
+    bad[kind]()
+
+
+@pytest.mark.parametrize("kind", ["text", "one byte", "empty", "random bytes", "truncated", "a numpy array", "a list",
+                                  "a tensor", "no config", "config a string", "config lacks keys",
+                                  "n_classes a string", "unknown model", "bad model kwargs", "bad input shape",
+                                  "state not tensors", "weights of another shape", "a directory"])
+def test_a_file_that_is_not_a_checkpoint_is_named_and_refused(tmp_path, kind):
+    path = tmp_path / "model.pt"
+    _write_bad(path, kind)
+    with pytest.raises(DataError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert str(path) in message and "is not an advaudio checkpoint" in message, message
+    assert "weights_only" not in message
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: what a hostile checkpoint would do (run code)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("fmt", ["torch zip", "torch legacy", "pickle protocol 2", "pickle protocol 5",
+                                 "payload as the config"])
+def test_a_checkpoint_holding_a_pickled_payload_is_refused_unrun_and_named(tmp_path, fmt):
+    path, marker = tmp_path / "model.pt", tmp_path / "pwned"
+    blob = {"state_dict": {}, "config": {"model": _Payload(marker)}}
+    if fmt == "torch zip":
+        torch.save(blob, path)
+    elif fmt == "torch legacy":
+        torch.save(blob, path, _use_new_zipfile_serialization=False)
+    elif fmt == "payload as the config":
+        torch.save({"state_dict": {}, "config": _Payload(marker)}, path)
+    else:
+        path.write_bytes(pickle.dumps(blob, protocol=int(fmt[-1])))
+    with pytest.raises(DataError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert not marker.exists()
+    assert str(path) in message and "is not an advaudio checkpoint" in message and "may be hostile" in message
+    assert "weights_only" not in message and "will likely succeed" not in message, message
 
 
 @pytest.mark.parametrize("name", ["alexnet", "vgg16"])

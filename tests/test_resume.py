@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -58,10 +59,83 @@ def test_store_round_trips_and_drops_states_of_other_inputs(tmp_path):
     state = run("bim_b", model, x, y, t, ladder=[{"epsilon": 1.0, "steps": 3, "rel_stepsize": 0.25}])
     store = ResumeStore(tmp_path / "clean", key="a")
     store.save(state)
-    _same(ResumeStore(tmp_path / "clean", key="a").load("bim_b"), state)
-    assert ResumeStore(tmp_path / "clean", key="b").load("bim_b") is None
+    fits = {"shape": tuple(x.shape), "n_levels": 1}
+    _same(ResumeStore(tmp_path / "clean", key="a").load("bim_b", **fits), state)
+    assert ResumeStore(tmp_path / "clean", key="b").load("bim_b", **fits) is None
     store.clear()
     assert not (tmp_path / "clean").exists()
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _bad_state(path: Path, kind: str, *, good: Path, marker: Path) -> None:
+    """Turn the saved state ``path`` (a copy of ``good``) into a bad one of ``kind``."""
+    saved = dict(np.load(good, allow_pickle=False))
+    if kind == "text":
+        path.write_text("level: 2\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif kind == "hostile pickle":
+        with open(path, "wb") as fh:
+            pickle.dump({"state": _Payload(marker)}, fh)
+    elif kind == "hostile object array":
+        np.savez(path.with_suffix(""), state=np.array([_Payload(marker)], dtype=object))
+    elif kind == "an .npy":
+        with open(path, "wb") as fh:
+            np.save(fh, saved["adv"])
+    elif kind == "no state":
+        np.savez(path.with_suffix(""), **{k: v for k, v in saved.items() if k != "state"})
+    elif kind == "state not JSON":
+        np.savez(path.with_suffix(""), **{**saved, "state": np.array("{level: 2")})
+    elif kind == "another attack":
+        state = json.loads(str(saved["state"]))
+        np.savez(path.with_suffix(""), **{**saved, "state": np.array(json.dumps({**state, "name": "cw"}))})
+    elif kind == "other victims":
+        np.savez(path.with_suffix(""), **{**saved, "adv": saved["adv"][:2], "l2": saved["l2"][:2]})
+    elif kind == "wrong types":
+        state = json.loads(str(saved["state"]))
+        np.savez(path.with_suffix(""), **{**saved, "state": np.array(json.dumps({**state, "level": "2"}))})
+
+
+@pytest.mark.parametrize("kind", ["text", "empty", "truncated", "hostile pickle", "hostile object array",
+                                  "an .npy", "no state", "state not JSON", "another attack", "other victims",
+                                  "wrong types"])
+def test_a_bad_saved_search_state_is_discarded_and_the_attack_starts_over(tmp_path, capsys, kind):
+    model = smooth_model()
+    x, y, t = victims(model, n=4)
+    ladder = [{"epsilon": e, "steps": 3, "rel_stepsize": 0.25} for e in (0.2, 1.0)]
+    states: list[BudgetResult] = []
+    run("bim_b", model, x, y, t, ladder=ladder, on_rung=states.append)
+    store = ResumeStore(tmp_path / "clean", key="a")
+    store.save(states[0])
+    path = tmp_path / "clean" / "bim_b.npz"
+    good = tmp_path / "good.npz"
+    good.write_bytes(path.read_bytes())
+    marker = tmp_path / "pwned"
+    _bad_state(path, kind, good=good, marker=marker)
+    capsys.readouterr()
+    assert ResumeStore(tmp_path / "clean", key="a").load("bim_b", shape=tuple(x.shape), n_levels=2) is None
+    err = capsys.readouterr().err
+    assert f"{path}: discarded (" in err and "bim_b starts from its first rung" in err, err
+    assert len(err.strip().splitlines()) == 1 and "allow_pickle=True" not in err
+    assert not path.exists() and not marker.exists()
+
+
+def test_a_garbled_fingerprint_file_discards_the_folder(tmp_path):
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "clean" / "fingerprint.txt").write_bytes(b"\xff\xfe\x00garbage")
+    (tmp_path / "clean" / "bim_b.npz").write_bytes(b"old")
+    ResumeStore(tmp_path / "clean", key="a")
+    assert (tmp_path / "clean" / "fingerprint.txt").read_text() == "a\n"
+    assert not (tmp_path / "clean" / "bim_b.npz").exists()
 
 
 def _stage_tree(root: Path) -> None:
@@ -81,7 +155,7 @@ def _stage_tree(root: Path) -> None:
         (root / "profiles" / p.name).write_text(p.read_text())
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["device"] = "cpu"
-    params["attack"].update(n_victims=6, n_examples=2, target_fooling_rate=1.0, ladders={
+    params["attack"].update(n_victims=4, n_examples=2, target_fooling_rate=1.0, ladders={
         "bim_a": [{"epsilon": e, "steps": 10, "rel_stepsize": 0.1} for e in (0.05, 0.2, 1.0)],
         "bim_b": [{"epsilon": e, "steps": 10, "rel_stepsize": 0.1} for e in (0.05, 0.2, 1.0)],
         "jsma": [{"max_iterations": 20, "theta": 0.1}, {"max_iterations": 60, "theta": 0.1}],

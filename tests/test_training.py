@@ -70,7 +70,7 @@ def test_resume_continues_at_the_right_epoch(tiny, tmp_path):
         train_victim(params=params, features=tiny, resume_dir=tmp_path, on_epoch=crash_after_two, progress=False)
     assert (tmp_path / "state.pt").is_file()
     resumed = train_victim(params=params, features=tiny, resume_dir=tmp_path, on_epoch=lambda r: seen.append(r["epoch"]), progress=False)
-    assert seen == [1, 2, 3]
+    assert seen == [1, 2, 1, 2, 3]  # the resumed run replays the saved epochs to its logger, then goes on
     assert resumed.metrics["epochs"] == 3
     for (k, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
@@ -79,6 +79,98 @@ def test_resume_continues_at_the_right_epoch(tiny, tmp_path):
     train_victim(params=_params(epochs=1), features=tiny, resume_dir=tmp_path,
                  on_epoch=lambda r: seen.append(r["epoch"]), progress=False)
     assert seen == [1]
+
+
+_TIMINGS = ("epoch_seconds", "images_per_second")
+
+
+def _untimed(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in _TIMINGS} for r in records]
+
+
+@pytest.mark.parametrize("crash_at", [2, 3, 5])  # inside the first fold, on its last epoch, inside the last fold
+def test_a_resumed_run_logs_the_uninterrupted_runs_epochs(tiny, tmp_path, crash_at):
+    # a logger started empty after the interruption (DVCLive's Live(resume=False)) must end with the rows of the
+    # uninterrupted run, even when the crash falls between saving an epoch's state and logging it
+    torch.set_num_threads(1)
+    params = _params(epochs=2, cross_validate=True)
+    whole: list[dict] = []
+    train_victim(params=params, features=tiny, on_epoch=whole.append, progress=False)
+    assert [r["epoch"] for r in whole] == [1, 2, 1, 2, 1, 2]
+
+    count = iter(range(1, 100))
+
+    def crash(record):
+        if next(count) == crash_at:
+            raise _Interrupt  # the state of this epoch is saved, its record never logged
+
+    with pytest.raises(_Interrupt):
+        train_victim(params=params, features=tiny, resume_dir=tmp_path, on_epoch=crash, progress=False)
+    logged: list[dict] = []
+    resumed = train_victim(params=params, features=tiny, resume_dir=tmp_path, on_epoch=logged.append, progress=False)
+    assert _untimed(logged) == _untimed(whole)
+    assert resumed.metrics["epochs"] == len(logged) == 6
+
+
+def _hostile(path, marker):
+    """A torch file whose unpickling would create ``marker``."""
+    torch.save({"fingerprint": "x", "finished": False, "state": {"payload": _Payload(marker)}}, path)
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("kind", ["text", "empty", "truncated", "random", "hostile", "a list", "no state",
+                                  "state lacks keys", "directory"])
+def test_a_bad_resume_state_is_discarded_and_training_starts_over(tiny, tmp_path, capsys, kind):
+    torch.set_num_threads(1)
+    params = _params(epochs=2)
+    resume_dir = tmp_path / "train_resume"
+    state = resume_dir / "state.pt"
+
+    def crash_after_one(record):
+        raise _Interrupt
+
+    with pytest.raises(_Interrupt):  # a real state of this training, to corrupt
+        train_victim(params=params, features=tiny, resume_dir=resume_dir, on_epoch=crash_after_one, progress=False)
+    good = torch.load(state, weights_only=True)
+    marker = tmp_path / "pwned"
+    if kind == "text":
+        state.write_text("epoch: 1\nnot a torch file\n")
+    elif kind == "empty":
+        state.write_bytes(b"")
+    elif kind == "truncated":
+        state.write_bytes(state.read_bytes()[:1000])
+    elif kind == "random":
+        state.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif kind == "hostile":
+        _hostile(state, marker)
+    elif kind == "a list":
+        torch.save([1, 2, 3], state)
+    elif kind == "no state":
+        torch.save({"fingerprint": good["fingerprint"], "finished": False}, state)
+    elif kind == "state lacks keys":
+        torch.save({**good, "state": {"val_accs": []}}, state)
+    elif kind == "directory":
+        state.unlink()
+        state.mkdir()
+    capsys.readouterr()
+    seen = []
+    outcome = train_victim(params=params, features=tiny, resume_dir=resume_dir,
+                           on_epoch=lambda r: seen.append(r["epoch"]), progress=False)
+    err = capsys.readouterr().err
+    assert seen == [1, 2] and outcome.metrics["epochs"] == 2  # started over, not blocked
+    assert f"{state}: discarded (" in err and "training starts from its first epoch" in err, err
+    assert "weights_only" not in err and len(err.strip().splitlines()) == 1
+    if kind == "hostile":
+        assert "may be hostile" in err
+    assert not marker.exists()
+    assert torch.load(state, weights_only=True)["finished"]  # replaced by this training's state
 
 
 def test_cross_validation_reports_mean_and_std(tiny):

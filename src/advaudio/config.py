@@ -1,14 +1,17 @@
 """The one validated configuration: ``params.yaml`` read into frozen dataclasses.
 
-Every stage calls :func:`load_params`; unknown keys, wrong types and out-of-range values raise
+Every stage calls :func:`load_params`; unknown keys, wrong types, NaN or inf and out-of-range values raise
 :class:`~advaudio.errors.ConfigError` naming the key, the value and what was expected. Names that pick
-from a registry (dataset, representation, model, attacks) are checked by :func:`validate_choices`, which
-imports the registries lazily so that light stages stay light.
+from a registry (dataset, representation, model, attacks) and the rungs of the attack ladders (checked
+against each attack's constructor) are checked by :func:`validate_choices`, which imports the registries
+lazily so that light stages stay light.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,6 +24,9 @@ from advaudio.errors import ConfigError
 
 DEFAULT_PARAMS = Path("params.yaml")
 PROFILES_DIR = "profiles"  # beside params.yaml: profiles/<name>.yaml overrides params.yaml when profile=<name>
+# Shortest clip a dataset may be cut to: one 2048-sample STFT window at 22.05 kHz is 93 ms, and anything shorter
+# holds too little of an event to classify (ESC-50 clips last 5 s, UrbanSound8K up to 4 s).
+MIN_CLIP_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -40,9 +46,11 @@ class SynthConfig:
         _check_range("synth.n_classes", self.n_classes, 2, 10)
         _check_range("synth.clips_per_class", self.clips_per_class, 2, None)
         _check_range("synth.clips_per_source", self.clips_per_source, 1, None)
-        _check_range("synth.clip_seconds", self.clip_seconds, 0.1, 60.0)
+        _check_range("synth.clip_seconds", self.clip_seconds, MIN_CLIP_SECONDS, 60.0)
         _check_range("synth.sample_rate", self.sample_rate, 4000, 192000)
         _check_range("synth.n_folds", self.n_folds, 2, 10)
+        _check_range("synth.snr_db_min", self.snr_db_min, -100.0, 100.0)
+        _check_range("synth.snr_db_max", self.snr_db_max, -100.0, 100.0)
         if self.snr_db_min > self.snr_db_max:
             raise ConfigError(
                 f"synth.snr_db_min ({self.snr_db_min}) must not exceed synth.snr_db_max ({self.snr_db_max})"
@@ -60,6 +68,11 @@ class AudioConfig:
     def __post_init__(self) -> None:
         _check_range("audio.sample_rate", self.sample_rate, 4000, 192000)
         _check_range("audio.clip_seconds", self.clip_seconds, 0.0, 60.0)
+        if 0.0 < self.clip_seconds < MIN_CLIP_SECONDS:
+            raise ConfigError(
+                f"audio.clip_seconds = {self.clip_seconds!r} is too short; expected 0 (the dataset's own length) "
+                f"or a length in [{MIN_CLIP_SECONDS}, 60.0] seconds"
+            )
 
 
 @dataclass(frozen=True)
@@ -88,8 +101,11 @@ class AugmentConfig:
 
     def __post_init__(self) -> None:
         _check_range("augment.workers", self.workers, 1, 256)
-        for s in self.scales:
-            _check_range("augment.scales[]", s, 0.25, 4.0)
+        for i, s in enumerate(self.scales):
+            _check_range(f"augment.scales[{i}]", s, 0.25, 4.0)
+            if s == 1.0:
+                raise ConfigError(f"augment.scales[{i}] = 1.0 would copy every clip unchanged; "
+                                  "expected a pitch-shift ratio in [0.25, 4.0] other than 1.0")
         if len(set(self.scales)) != len(self.scales):
             raise ConfigError(f"augment.scales has duplicates: {list(self.scales)}")
 
@@ -126,9 +142,19 @@ class SpectrogramConfig:
         _check_range("spectrogram.tonnetz_height", self.tonnetz_height, 1, 4096)
         _check_range("spectrogram.n_fft", self.n_fft, 16, 65536)
         _check_range("spectrogram.hop_length", self.hop_length, 1, 65536)
+        if self.hop_length > self.n_fft:
+            raise ConfigError(
+                f"spectrogram.hop_length = {self.hop_length} exceeds spectrogram.n_fft = {self.n_fft}; expected a "
+                "hop no longer than the window (a longer one skips audio between frames)"
+            )
         _check_range("spectrogram.dwt_sample_rate", self.dwt_sample_rate, 1000, 192000)
         _check_range("spectrogram.dwt_scales", self.dwt_scales, 4, 4096)
         _check_range("spectrogram.dwt_fmin", self.dwt_fmin, 1.0, 20000.0)
+        if self.dwt_fmin >= self.dwt_sample_rate / 2:
+            raise ConfigError(
+                f"spectrogram.dwt_fmin = {self.dwt_fmin!r} Hz is not below the Nyquist frequency "
+                f"({self.dwt_sample_rate / 2:g} Hz) of spectrogram.dwt_sample_rate = {self.dwt_sample_rate}"
+            )
         _check_range("spectrogram.dwt_cycles", self.dwt_cycles, 1.0, 50.0)
         _check_range("spectrogram.dwt_hop_length", self.dwt_hop_length, 4, 65536)
         if self.dwt_hop_length % 4:
@@ -210,13 +236,14 @@ class AttackConfig:
     """Attack suite settings shared by ``attack_clean``, ``attack_bounded`` and ``attack_unbounded``.
 
     ``ladders`` maps each attack name to its budget ladder (a list of dicts of that attack's keyword
-    arguments, climbed in order until the fooling rate reaches ``target_fooling_rate``). ``bound_scaling``
+    arguments, climbed in order until the fooling rate reaches ``target_fooling_rate``; each rung is checked
+    against the attack's constructor by :func:`validate_choices`). ``bound_scaling``
     (``none`` | ``study_rms``) says whether ``bound`` is taken as it is or scaled to the same per-element
     RMS as at the study's input size (:mod:`advaudio.evaluation.bound`).
     """
 
     attacks: tuple[str, ...] = ("bim_a", "bim_b", "jsma", "deepfool", "cw", "pia")
-    n_victims: int = 20
+    n_victims: int = 40
     target_fooling_rate: float = 0.9
     bound: float = 3.0
     bound_scaling: str = "study_rms"
@@ -230,8 +257,10 @@ class AttackConfig:
     def __post_init__(self) -> None:
         if len(self.attacks) == 0:
             raise ConfigError("attack.attacks is empty; list at least one attack")
+        if len(set(self.attacks)) != len(self.attacks):
+            raise ConfigError(f"attack.attacks has duplicates: {list(self.attacks)}")
         _check_range("attack.n_victims", self.n_victims, 1, 1_000_000)
-        _check_range("attack.target_fooling_rate", self.target_fooling_rate, 0.0, 1.0)
+        _check_range("attack.target_fooling_rate", self.target_fooling_rate, 0.0, 1.0, lo_open=True)
         _check_range("attack.bound", self.bound, 1e-9, 1e9)
         _check_choice("attack.bound_scaling", self.bound_scaling, ["none", "study_rms"])
         _check_range("attack.batch_size", self.batch_size, 0, 65536)
@@ -261,7 +290,7 @@ class FgsmRetrainConfig:
 
     def __post_init__(self) -> None:
         _check_range("fgsm_retrain.alpha", self.alpha, 0.0, 1.0)
-        _check_range("fgsm_retrain.epsilon", self.epsilon, 0.0, 1.0)
+        _check_range("fgsm_retrain.epsilon", self.epsilon, 0.0, 1.0, lo_open=True)  # 0: no adversarial at all
         _check_range("fgsm_retrain.epochs", self.epochs, 1, 10000)
         _check_range("fgsm_retrain.lr_scale", self.lr_scale, 1e-6, 100.0)
 
@@ -288,7 +317,7 @@ class Params:
 
     def __post_init__(self) -> None:
         _check_range("seed", self.seed, 0, 2**32 - 1)
-        if self.device != "auto" and not (self.device == "cpu" or self.device.startswith("cuda")):
+        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", self.device):
             raise ConfigError(f"device {self.device!r} is not allowed; choose 'auto', 'cpu' or 'cuda[:N]'")
 
     @property
@@ -310,7 +339,8 @@ def load_params(path: str | Path = DEFAULT_PARAMS, *, check_choices: bool = True
     Raises
     ------
     ConfigError
-        On a missing file, unknown keys, wrong types or disallowed values.
+        On a missing file, unknown keys, wrong types or disallowed values (NaN and inf included); the message
+        starts with the file (and the profile's file, when one is merged in).
     """
     path = Path(path)
     raw = _read_yaml(path, what="params file") or {}
@@ -319,10 +349,15 @@ def load_params(path: str | Path = DEFAULT_PARAMS, *, check_choices: bool = True
     profile = raw.get("profile", "default")
     if not isinstance(profile, str):
         raise ConfigError(f"profile must be a string, got {profile!r}")
-    raw = merge_overrides(raw, load_profile(profile, profiles_dir=path.parent / PROFILES_DIR))
-    params = params_from_dict(raw)
-    if check_choices:
-        validate_choices(params)
+    profiles_dir = path.parent / PROFILES_DIR
+    raw = merge_overrides(raw, load_profile(profile, profiles_dir=profiles_dir))
+    try:
+        params = params_from_dict(raw)
+        if check_choices:
+            validate_choices(params)
+    except ConfigError as exc:
+        source = str(path) if profile == "default" else f"{path} with {profiles_dir / profile}.yaml"
+        raise ConfigError(f"{source}: {exc}") from None
     return params
 
 
@@ -367,14 +402,16 @@ def params_from_dict(raw: dict[str, Any]) -> Params:
 
 
 def validate_choices(params: Params) -> None:
-    """Check names that select from a registry.
+    """Check names that select from a registry, and every rung of ``attack.ladders`` against its attack's
+    constructor (:func:`advaudio.attacks.common.check_rung`).
 
     Raises
     ------
     ConfigError
-        Naming the parameter, the value and the allowed set.
+        Naming the parameter (e.g. ``attack.ladders.bim_a[0].steps``), the value and the allowed set.
     """
     from advaudio.attacks import ATTACKS
+    from advaudio.attacks.common import check_rung
     from advaudio.data.datasets import DATASETS
     from advaudio.features.representations import REPRESENTATIONS
     from advaudio.models import MODELS
@@ -382,10 +419,12 @@ def validate_choices(params: Params) -> None:
     _check_choice("dataset", params.dataset, DATASETS.names())
     _check_choice("representation", params.representation, REPRESENTATIONS.names())
     _check_choice("model", params.model, MODELS.names())
-    for name in params.attack.attacks:
-        _check_choice("attack.attacks[]", name, ATTACKS.names())
-    for name in params.attack.ladders:
+    for i, name in enumerate(params.attack.attacks):
+        _check_choice(f"attack.attacks[{i}]", name, ATTACKS.names())
+    for name, ladder in params.attack.ladders.items():
         _check_choice("attack.ladders key", name, ATTACKS.names())
+        for i, rung in enumerate(ladder):
+            check_rung(ATTACKS.get(name), rung, key=f"attack.ladders.{name}[{i}]")
     for name in params.train.by_model:
         _check_choice("train.by_model key", name, MODELS.names())
 
@@ -416,11 +455,13 @@ def _check_choice(key: str, value: Any, allowed: list[str]) -> None:
         raise ConfigError(f"{key} {value!r} is not allowed; choose from {sorted(allowed)}")
 
 
-def _check_range(key: str, value: float, lo: float | None, hi: float | None) -> None:
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        lo_s = "-inf" if lo is None else lo
-        hi_s = "inf" if hi is None else hi
-        raise ConfigError(f"{key} = {value!r} is out of range; expected a value in [{lo_s}, {hi_s}]")
+def _check_range(key: str, value: float, lo: float | None, hi: float | None, *, lo_open: bool = False) -> None:
+    """Refuse NaN, inf and values outside ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``); None means unbounded."""
+    interval = f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+    if not math.isfinite(value):  # NaN compares False with every bound
+        raise ConfigError(f"{key} = {value!r} is not a finite number; expected a value in {interval}")
+    if (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi):
+        raise ConfigError(f"{key} = {value!r} is out of range; expected a value in {interval}")
 
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:
@@ -445,7 +486,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list, got {value!r}")
         (item_tp, _) = typing.get_args(tp)
-        return tuple(_coerce(item_tp, v, f"{key}[]") for v in value)
+        return tuple(_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is dict or origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a mapping, got {value!r}")
@@ -460,8 +501,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{key} must be a number, got {value!r}{_exponent_hint(value)}")
+        return float(value)  # NaN and inf (YAML's .nan, .inf) are refused by each field's _check_range
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{key} must be a string, got {value!r}")
@@ -469,3 +510,10 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if isinstance(tp, types.UnionType):  # pragma: no cover - no unions in the schema today
         raise ConfigError(f"{key}: union types are not supported")
     return value
+
+
+def _exponent_hint(value: Any) -> str:
+    """Why a number-looking string is a string: PyYAML (YAML 1.1) reads ``1e-4`` as text, ``1.0e-4`` as a float."""
+    if isinstance(value, str) and re.fullmatch(r"[-+]?[0-9.]+[eE][-+]?[0-9]+", value.strip()):
+        return " (a string: YAML 1.1 reads an exponent as a number only with a decimal point and a sign, e.g. 1.0e-4)"
+    return ""

@@ -7,3 +7,10 @@ class ConfigError(ValueError):
 
 class DataError(ValueError):
     """An input file is missing, unreadable or holds unusable content; the message names the file."""
+
+
+class DiskFullError(DataError):
+    """An output does not fit on its filesystem; the message names the path, the bytes needed and the bytes free.
+
+    A :class:`DataError`, so every stage that reports bad data in one line reports a full disk the same way.
+    """

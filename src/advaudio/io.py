@@ -1,53 +1,183 @@
-"""Atomic file writes: write beside the target, then ``os.replace``, so nothing is left half-written."""
+"""Atomic file writes: write beside the target, then ``os.replace``, so nothing is left half-written.
+
+A write that runs out of disk space raises :class:`~advaudio.errors.DiskFullError` naming the target, the bytes
+it needs (where known) and the bytes free, and leaves nothing behind. Arrays written through a memory map
+(:func:`npy_output`) get their disk blocks reserved first: a page written to a sparse file on a full disk
+kills the process with SIGBUS, with no message at all.
+"""
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import math
 import os
+import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from advaudio.errors import DataError
+from advaudio.errors import DataError, DiskFullError
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def free_bytes(path: str | Path) -> int:
+    """Bytes this user may still write on the filesystem of ``path`` (or of its nearest existing parent)."""
+    folder = Path(path).absolute()
+    while not folder.exists():
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def no_space(path: str | Path, *, need: int | None = None) -> DiskFullError:
+    """The error for ``path`` not fitting: ``no space left on <path>: need N bytes, M free``."""
+    free = free_bytes(path)
+    if need is None:
+        return DiskFullError(f"no space left on {path}: {free} bytes free")
+    return DiskFullError(f"no space left on {path}: need {need} bytes, {free} free")
+
+
+def check_space(path: str | Path, *, need: int) -> None:
+    """Raise :class:`DiskFullError` unless ``need`` bytes fit at ``path`` (a file or a folder)."""
+    if free_bytes(path) < need:
+        raise no_space(path, need=need)
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    """Whether ``exc`` or an error it was raised from is ENOSPC/EDQUOT (torch wraps it in a RuntimeError)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in _NO_SPACE:
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
+def atomic_path(path: str | Path, *, need: int | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed.
+
+    Parameters
+    ----------
+    path : str or Path
+        The target.
+    need : int, optional
+        Bytes the file will take; checked against the free space before anything is written.
+
+    Raises
+    ------
+    DiskFullError
+        When ``need`` bytes are not free, or a write in the block runs out of space.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    if need is not None:
+        check_space(path, need=need)
+    tmp_path, full = None, False
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         os.chmod(tmp_path, 0o644)  # mkstemp creates 0600; outputs should be readable like normal files
         os.replace(tmp_path, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a failed write as a RuntimeError
+        if not _out_of_space(exc):
+            raise
+        full = True
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+    if full:  # raised once the partial file is gone, so the free bytes reported are those really free
+        raise no_space(path, need=need)
+
+
+def npy_nbytes(*, shape: Sequence[int], dtype: np.dtype | str) -> int:
+    """Size in bytes of the ``.npy`` file of a C-ordered ``(shape, dtype)`` array, header included."""
+    dtype = np.dtype(dtype)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+    )
+    return len(header.getvalue()) + math.prod(shape) * dtype.itemsize
+
+
+def allocate_npy(path: str | Path, *, shape: Sequence[int], dtype: np.dtype | str) -> np.memmap:
+    """Create the ``.npy`` file ``path`` for a C-ordered ``(shape, dtype)`` array, reserve its disk blocks
+    (``posix_fallocate``) and return it memory-mapped for writing.
+
+    Raises
+    ------
+    DiskFullError
+        Naming ``path``, the bytes needed and the bytes free, when the file does not fit; it is removed.
+    """
+    path, shape = Path(path), tuple(int(s) for s in shape)
+    size = npy_nbytes(shape=shape, dtype=dtype)
+    check_space(path, need=size)
+    try:
+        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=shape)  # sparse so far
+        if hasattr(os, "posix_fallocate"):  # not on macOS: there the free-space check is all
+            fd = os.open(path, os.O_RDWR)
+            try:
+                os.posix_fallocate(fd, 0, size)
+            finally:
+                os.close(fd)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        if exc.errno in _NO_SPACE:
+            raise no_space(path, need=size) from None
+        raise
+    return out
+
+
+@contextmanager
+def npy_output(path: str | Path, *, shape: Sequence[int], dtype: np.dtype | str) -> Iterator[np.memmap]:
+    """Write a new ``.npy`` array at ``path`` through a memory map whose disk blocks are reserved
+    (:func:`allocate_npy`), at a temporary name beside ``path`` that replaces it when the block ends without
+    error (:func:`atomic_path`).
+
+    Raises
+    ------
+    DiskFullError
+        Naming ``path``, the bytes needed and the bytes free, when the file does not fit; nothing is left.
+    """
+    with atomic_path(path) as tmp:
+        try:
+            out = allocate_npy(tmp, shape=shape, dtype=dtype)
+        except DiskFullError:
+            raise no_space(path, need=npy_nbytes(shape=shape, dtype=dtype)) from None
+        yield out
+        out.flush()
 
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically. NaN and infinity are refused (not valid JSON)."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
+    """Write ``text`` (UTF-8) atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` atomically, after checking that it fits."""
+    with atomic_path(path, need=len(data)) as tmp:
+        tmp.write_bytes(data)
 
 
 def save_npy(path: str | Path, array: np.ndarray) -> None:
-    """Save one array in ``.npy`` format (memory-mappable), atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, array)
+    """Save one C-ordered array in ``.npy`` format (memory-mappable), atomically, its disk space reserved first."""
+    array = np.asarray(array)
+    with npy_output(path, shape=array.shape, dtype=array.dtype) as out:
+        out[...] = array
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
@@ -55,6 +185,17 @@ def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
+
+
+def discard(path: str | Path, *, reason: str, then: str) -> None:
+    """Delete the unusable file or folder ``path`` (a resume state) and say so in one line on stderr:
+    ``<path>: discarded (<reason>); <then>``."""
+    path = Path(path)
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+    print(f"{path}: discarded ({' '.join(reason.split())}); {then}", file=sys.stderr, flush=True)
 
 
 def read_json_object(path: str | Path, *, missing_hint: str) -> dict[str, Any]:
@@ -70,7 +211,7 @@ def read_json_object(path: str | Path, *, missing_hint: str) -> dict[str, Any]:
         obj = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"{path}: not found ({missing_hint})") from None
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(obj).__name__}")

@@ -1,5 +1,6 @@
-"""One summary line per stage: ``<stage>: <n> <unit> in <s> s (<rate> <unit>/s), peak RSS <m> MiB`` (and the
-peak CUDA memory the stage allocated, when it used CUDA)."""
+"""How a stage reports: one summary line ``<stage>: <n> <unit> in <s> s (<rate> <unit>/s), peak RSS <m> MiB`` (and
+the peak CUDA memory the stage allocated, when it used CUDA), and one line ``<stage>: <message>`` with exit
+code 2, never a traceback, when it refuses bad parameters or bad data (:func:`run_stage`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,39 @@ import resource
 import sys
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator, NoReturn
+
+from advaudio.errors import ConfigError, DataError
+
+#: Exit code of a stage that refused its parameters or its input data.
+REFUSED = 2
+
+
+def run_stage(stage: str, main: Callable[[], int]) -> NoReturn:
+    """Run a stage script's ``main`` and exit with the code it returns.
+
+    A :class:`~advaudio.errors.ConfigError` or :class:`~advaudio.errors.DataError` (a user's bad value or
+    file; the message names the key or file, what was found and what was expected) ends the stage with the
+    single line ``<stage>: <message>`` on stderr and exit code :data:`REFUSED`, without a traceback. Any
+    other exception is a bug and keeps its traceback.
+
+    Examples
+    --------
+    >>> if __name__ == "__main__":  # doctest: +SKIP
+    ...     run_stage("train", main)
+    """
+    try:
+        code = main()
+    except (ConfigError, DataError) as exc:
+        sys.stdout.flush()
+        print(f"{stage}: {one_line(str(exc))}", file=sys.stderr, flush=True)
+        code = REFUSED
+    sys.exit(code)
+
+
+def one_line(message: str) -> str:
+    """``message`` with its lines joined by ``" | "`` (e.g. a YAML parser's report of where a file is bad)."""
+    return " | ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 class StageCounter:

@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import AttackInterface, rung_setting, check_bound, criterion_classes, is_adversarial, raw_model
+from advaudio.attacks.common import (AT_LEAST_ONE, POSITIVE, AttackInterface, check_bound, criterion_classes,
+                                     is_adversarial, raw_model, rung_setting)
 
 
 class _L2Bounded(AttackInterface):
@@ -31,6 +32,7 @@ class _L2Bounded(AttackInterface):
 
     targeted = True
     black_box = False
+    rung_limits = {"steps": AT_LEAST_ONE, "rel_stepsize": POSITIVE, "abs_stepsize": POSITIVE}  # epsilon: L2 radius
 
     @classmethod
     def bounded(cls, rung: dict[str, Any], *, bound: float, n_features: int) -> dict[str, Any]:

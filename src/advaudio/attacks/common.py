@@ -1,17 +1,64 @@
-"""Small helpers shared by the attacks written here against foolbox 3's interfaces, and
-:class:`AttackInterface`, the declarative call interface every registered attack carries (starting pools:
-:mod:`advaudio.attacks.pool`)."""
+"""Small helpers shared by the attacks written here against foolbox 3's interfaces,
+:class:`AttackInterface`, the declarative call interface every registered attack carries, and
+:func:`check_rung`, which checks a ladder rung against it (starting pools: :mod:`advaudio.attacks.pool`)."""
 
 from __future__ import annotations
 
 import inspect
 import math
+import types
+import typing
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import eagerpy as ep
 import foolbox as fb
 import torch
 from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
+
+from advaudio.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Limit:
+    """The allowed values of one rung setting: a number in ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``; None
+    means unbounded), an even one if ``even``, or one of ``choices``. The type comes from the constructor's
+    annotation, not from here."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    even: bool = False
+    choices: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """The allowed set in words for error messages (``"in (0.0, inf]"``), empty when anything goes."""
+        if self.choices:
+            return f"one of {list(self.choices)}"
+        if self.lo is None and self.hi is None:
+            return ""
+        interval = (f"{'(' if self.lo_open else '['}{'-inf' if self.lo is None else self.lo}, "
+                    f"{'inf' if self.hi is None else self.hi}]")
+        return f"in {interval}{' and even' if self.even else ''}"
+
+    def allows(self, value: Any) -> bool:
+        """Whether ``value`` (already of the right type) lies in the allowed set."""
+        if self.choices:
+            return value in self.choices
+        if isinstance(value, bool):
+            return True
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        if self.hi is not None and value > self.hi:
+            return False
+        return not (self.even and value % 2)
+
+
+ANY = Limit()
+POSITIVE = Limit(lo=0.0, lo_open=True)
+NON_NEGATIVE = Limit(lo=0.0)
+AT_LEAST_ONE = Limit(lo=1)
+FRACTION = Limit(lo=0.0, hi=1.0, lo_open=True)
 
 
 class AttackInterface:
@@ -26,11 +73,18 @@ class AttackInterface:
     call_kwargs : tuple of str
         The extra keyword arguments its ``run`` accepts from a caller (beyond ``epsilon`` and foolbox's
         ``early_stop``); a caller passes exactly these.
+    rung_limits : dict of str to Limit
+        The allowed values of every constructor keyword a ladder rung may set (:func:`check_rung`); a test
+        keeps its keys equal to the constructor's parameters.
+    epsilon_limit : Limit
+        The allowed values of a rung's ``epsilon`` (fixed-epsilon attacks only).
     """
 
     targeted: bool
     black_box: bool = False
     call_kwargs: tuple[str, ...] = ()
+    rung_limits: dict[str, Limit] = {}
+    epsilon_limit: Limit = POSITIVE
 
     @classmethod
     def bounded(cls, rung: dict[str, Any], *, bound: float, n_features: int) -> dict[str, Any]:
@@ -81,6 +135,83 @@ def check_bound(bound: float, n_features: int) -> None:
         raise ValueError(f"bound = {bound!r}; expected a positive, finite L2 radius")
     if int(n_features) != n_features or n_features < 1:
         raise ValueError(f"n_features = {n_features!r}; expected a positive integer")
+
+
+def rung_settings(cls: type) -> dict[str, inspect.Parameter]:
+    """The constructor parameters of attack class ``cls`` that a ladder rung may set: all of them but ``seed``
+    of a seeded attack, which the budget search sets (:mod:`advaudio.evaluation.budget`)."""
+    params = dict(inspect.signature(cls).parameters)
+    if getattr(cls, "seeded", False):
+        params.pop("seed", None)
+    return params
+
+
+def check_rung(cls: type, rung: Any, *, key: str) -> None:
+    """Check one ladder rung of attack class ``cls`` before anything runs.
+
+    A rung may set the constructor's keyword parameters (:func:`rung_settings`), each of the type its
+    annotation gives (an integer is not a bool, a float is finite) and within ``cls.rung_limits``; a
+    fixed-epsilon attack's rung also needs ``epsilon`` within ``cls.epsilon_limit``, and a minimisation
+    attack's rung must not have one.
+
+    Parameters
+    ----------
+    cls : type
+        A registered attack class.
+    rung : dict
+        Constructor kwargs, plus ``epsilon`` for fixed-epsilon attacks (one rung of ``attack.ladders``).
+    key : str
+        The rung's name in messages, e.g. ``attack.ladders.bim_a[0]``.
+
+    Raises
+    ------
+    ConfigError
+        Naming ``<key>.<setting>``, the value and what is expected.
+    """
+    if not isinstance(rung, dict):
+        raise ConfigError(f"{key} = {rung!r}; expected a mapping of settings")
+    settings = rung_settings(cls)
+    fixed = issubclass(cls, fb.attacks.base.FixedEpsilonAttack)
+    allowed = sorted(settings) + (["epsilon"] if fixed else [])
+    unknown = sorted(str(k) for k in set(rung) - set(allowed))
+    if unknown:
+        why = {"epsilon": " (this attack minimises the perturbation: it takes no 'epsilon')",
+               "seed": " (the budget search seeds each rung from the params' seed)"}
+        notes = "".join(why.get(k, "") for k in unknown)
+        raise ConfigError(f"{key} has unknown setting(s) {unknown}{notes}; allowed: {allowed}")
+    if fixed and "epsilon" not in rung:
+        raise ConfigError(f"{key} needs an 'epsilon' (the attack's fixed budget): "
+                          f"{_type_words(float)} {cls.epsilon_limit.describe()}")
+    hints = typing.get_type_hints(cls.__init__)
+    for name, value in rung.items():
+        tp, limit = (float, cls.epsilon_limit) if name == "epsilon" else (hints[name], cls.rung_limits[name])
+        if not (_has_type(value, tp) and (value is None or limit.allows(value))):
+            expected = limit.describe() if limit.choices else f"{_type_words(tp)} {limit.describe()}".rstrip()
+            raise ConfigError(f"{key}.{name} = {value!r}; expected {expected}")
+
+
+def _has_type(value: Any, tp: Any) -> bool:
+    """``value`` is of annotation ``tp``: bool, int (not bool), float (finite; an int will do), str or ``X | None``."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return any(_has_type(value, t) for t in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if tp is str:
+        return isinstance(value, str)
+    raise TypeError(f"rung settings of type {tp!r} are not supported")  # a new attack parameter type: extend this
+
+
+def _type_words(tp: Any) -> str:
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        return " or ".join(_type_words(t) for t in typing.get_args(tp))
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "a string",
+            type(None): "null"}[tp]
 
 
 def rung_setting(cls: type, rung: dict[str, Any], name: str) -> Any:

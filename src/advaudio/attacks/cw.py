@@ -17,7 +17,7 @@ import foolbox as fb
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import AttackInterface, rung_setting
+from advaudio.attacks.common import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, AttackInterface, rung_setting
 
 
 @ATTACKS.register("cw")
@@ -32,6 +32,8 @@ class CarliniWagner(AttackInterface, fb.attacks.L2CarliniWagnerAttack):
 
     targeted = True
     black_box = False
+    rung_limits = {"c": POSITIVE, "steps": AT_LEAST_ONE, "binary_search_steps": AT_LEAST_ONE, "stepsize": POSITIVE,
+                   "confidence": NON_NEGATIVE}
 
     def __init__(
         self,

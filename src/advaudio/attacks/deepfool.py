@@ -20,7 +20,8 @@ import torch
 from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import AttackInterface, criterion_classes, raw_model, rung_setting
+from advaudio.attacks.common import (AT_LEAST_ONE, NON_NEGATIVE, AttackInterface, Limit, criterion_classes, raw_model,
+                                     rung_setting)
 
 _EPS = 1e-8  # foolbox's guard against zero gradient norms
 _STEP_PAD = 1e-4  # foolbox's step beyond the linearised boundary "for numerical stability"
@@ -126,6 +127,7 @@ class DeepFool(AttackInterface, fb.attacks.L2DeepFoolAttack):
 
     targeted = False
     black_box = False
+    rung_limits = {"steps": AT_LEAST_ONE, "candidates": Limit(lo=2), "overshoot": NON_NEGATIVE}
 
     def __init__(self, *, steps: int = 100, candidates: int | None = None, overshoot: float = 0.02) -> None:
         super().__init__(steps=steps, candidates=candidates, overshoot=overshoot, loss="logits")

@@ -21,7 +21,8 @@ import foolbox as fb
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import AttackInterface, rung_setting, check_bound, targeted_run_inputs
+from advaudio.attacks.common import (AT_LEAST_ONE, POSITIVE, AttackInterface, Limit, check_bound, rung_setting,
+                                     targeted_run_inputs)
 from advaudio.attacks.pool import PoolSource, StartingPool
 
 NORMS = ("linf", "l2")
@@ -259,6 +260,10 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
     black_box = True
     seeded = True
     call_kwargs = ("starting_pool", "stats")
+    # seed is set by the budget search (seeded); samples come in antithetic pairs
+    rung_limits = {"steps": AT_LEAST_ONE, "samples": Limit(lo=2, even=True), "sigma": POSITIVE, "lr": POSITIVE,
+                   "lr_tries": AT_LEAST_ONE, "start_delta": POSITIVE, "min_delta": POSITIVE, "k": AT_LEAST_ONE,
+                   "chunk": AT_LEAST_ONE, "norm": Limit(choices=NORMS)}
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from advaudio.data.decode import SkippedFile, decode_clips
 from advaudio.parallel import worker_pool
 from advaudio.data.splits import PAPER_TEST_FOLD, TEST, TRAIN, Assignment, assign_splits, check_no_leakage
 from advaudio.errors import DataError
-from advaudio.io import atomic_path, write_json, write_text
+from advaudio.io import allocate_npy, npy_output, write_json, write_text
 
 INDEX_COLUMNS = ("row", "clip_id", "source_id", "fold", "label", "category", "augmentation", "split")
 SKIPPED_COLUMNS = ("path", "reason")
@@ -52,6 +52,9 @@ def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
         Unknown dataset, ``dataset_dir`` not holding that dataset, or a ``split.test_fold`` it lacks.
     DataError
         Malformed metadata, or a bad audio file while ``audio.skip_bad_files`` is false.
+    DiskFullError
+        When the decoded or the augmented clips do not fit on ``out_dir``'s disk (their space is reserved
+        before they are written, so a full disk never kills the stage by SIGBUS); nothing is left half-written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -64,9 +67,7 @@ def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
     with worker_pool(workers=params.augment.workers) as pool, tempfile.TemporaryDirectory(
         prefix=".decode.", dir=out_dir
     ) as scratch:
-        originals = np.lib.format.open_memmap(
-            Path(scratch) / "originals.npy", mode="w+", dtype=np.float32, shape=(len(ds.clips), n_samples)
-        )
+        originals = allocate_npy(Path(scratch) / "originals.npy", shape=(len(ds.clips), n_samples), dtype=np.float32)
         kept, skipped = decode_clips(
             clips=ds.clips,
             sample_rate=sample_rate,
@@ -75,7 +76,7 @@ def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
             out=originals,
             pool=pool,
         )
-        _report_skipped(skipped, path=out_dir / "skipped.csv")
+        _report_skipped(skipped, path=out_dir / "skipped.csv")  # written with the other outputs, at the end
         clips = [ds.clips[i] for i in kept]
         sides = [assignments[i] for i in kept]
         for side in (TRAIN, TEST):
@@ -84,8 +85,7 @@ def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
         train_rows = [k for k, a in enumerate(sides) if a.split == TRAIN]
         n_rows = len(clips) + len(train_rows) * len(scales)
         index = [_index_row(k, clips[k], sides[k], 1.0) for k in range(len(clips))]
-        with atomic_path(out_dir / "clips.npy") as tmp:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_rows, n_samples))
+        with npy_output(out_dir / "clips.npy", shape=(n_rows, n_samples), dtype=np.float32) as out:
             for start in range(0, len(clips), _COPY_CHUNK):
                 stop = min(start + _COPY_CHUNK, len(clips))
                 out[start:stop] = originals[start:stop]
@@ -95,11 +95,9 @@ def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
             for row, (k, scale, y) in enumerate(shifted, start=len(clips)):
                 out[row] = y
                 index.append(_index_row(row, clips[k], sides[k], scale))
-            out.flush()
-            del out
-        del originals
 
     check_no_leakage(source_ids=[r[2] for r in index], splits=[r[7] for r in index])
+    write_text(out_dir / "skipped.csv", _csv_text(SKIPPED_COLUMNS, [(str(s.path), s.reason) for s in skipped]))
     write_text(out_dir / "index.csv", _csv_text(INDEX_COLUMNS, index))
     official = params.split.protocol == "official"
     write_json(
@@ -139,7 +137,6 @@ def _csv_text(columns: tuple[str, ...], rows: list[tuple]) -> str:
 
 
 def _report_skipped(skipped: list[SkippedFile], *, path: Path) -> None:
-    write_text(path, _csv_text(SKIPPED_COLUMNS, [(str(s.path), s.reason) for s in skipped]))
     if skipped:
         print(f"skipped {len(skipped)} bad file(s) (listed in {path}):", file=sys.stderr)
         for s in skipped:

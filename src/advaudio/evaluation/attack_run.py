@@ -20,6 +20,7 @@ reads the split in batches and fetches just the start images it picks
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from advaudio.evaluation.memory import attack_batch_size
 from advaudio.evaluation.modes import MODES
 from advaudio.evaluation.precision import exact_float32
 from advaudio.evaluation.resume import RESUME_DIR, ResumeStore, fingerprint
+from advaudio.loading import read_npz
 from advaudio.evaluation.sanity import run_sanity_checks
 from advaudio.models.checkpoint import load_checkpoint
 from advaudio.evaluation.pool_source import ReaderPool
@@ -91,6 +93,10 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
         preds = test_predictions
         rows, targets = select_victims(labels=test_labels, predictions=preds, n_victims=cfg.n_victims,
                                        n_classes=len(class_names), seed=params.seed)
+        if len(rows) < cfg.n_victims:
+            print(f"attack_{mode}: WARNING: attack.n_victims = {cfg.n_victims}, but only {len(rows)} of the "
+                  f"{len(test_labels)} test clips are classified correctly; attacking {len(rows)} "
+                  f"(n_victims and n_victims_requested in metrics/attack_{mode}.json)", file=sys.stderr, flush=True)
     else:
         rows, targets = _load_victims(victims_path, test_labels)
     labels = test_labels[rows]
@@ -109,7 +115,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     results: dict[str, BudgetResult] = {}
     pool = ReaderPool(test, batch_size=batch)  # PIA's starting pool, read batch by batch
     for i, name in enumerate(cfg.attacks):
-        saved = store.load(name)
+        saved = store.load(name, shape=tuple(x.shape), n_levels=len(cfg.ladders[name]))
         if saved is not None:
             print(f"attack_{mode}: {name} resumes after rung {saved.level}/{saved.n_levels}"
                   f"{' (finished)' if saved.finished else ''}", flush=True)
@@ -144,6 +150,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
         print(f"attack_{mode}: sanity {check}: {'pass' if ok else 'FAIL'}", flush=True)
     metrics["sanity"] = sanity
     metrics["n_victims"] = len(rows)
+    metrics["n_victims_requested"] = cfg.n_victims  # more than n_victims when too few clips were correct
     metrics["bound"] = bound_l2
     metrics["victims_misclassified"] = misclassified
 
@@ -184,11 +191,8 @@ def load_victim(path: Path, *, device: torch.device) -> torch.nn.Module:
 def _load_victims(path: Path, test_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise DataError(f"{str(path)!r} not found; run attack_clean first (it draws the victims)")
-    with np.load(path) as z:
-        try:
-            rows, labels, targets = z["rows"], z["labels"], z["targets"]
-        except KeyError as exc:
-            raise DataError(f"{str(path)!r} lacks {exc}; expected rows, labels, targets") from None
+    z = read_npz(path, keys=["rows", "labels", "targets"], kind="an advaudio victims file", hint="rerun attack_clean")
+    rows, labels, targets = z["rows"], z["labels"], z["targets"]
     if rows.max(initial=-1) >= len(test_labels) or not np.array_equal(test_labels[rows], labels):
         raise DataError(f"{str(path)!r} does not match build/features/test.csv; rerun attack_clean")
     return rows.astype(np.int64), targets.astype(np.int64)

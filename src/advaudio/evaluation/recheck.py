@@ -27,6 +27,7 @@ from advaudio.evaluation.bound import effective_bound
 from advaudio.evaluation.metrics import l2_norms
 from advaudio.evaluation.modes import MODES
 from advaudio.io import read_json_object
+from advaudio.loading import read_npz
 from advaudio.models.checkpoint import load_checkpoint
 from advaudio.models.predict import predict
 from advaudio.features.store import open_split, read_meta
@@ -80,8 +81,9 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
         if not path.is_file():
             raise DataError(f"{str(path)!r} not found; run `dvc repro attack_{mode}` first")
     reported = read_json_object(metrics_path, missing_hint=f"run `dvc repro attack_{mode}` first")
-    with np.load(victims_path) as v:
-        rows, labels, targets = v["rows"], v["labels"], v["targets"]
+    victims = read_npz(victims_path, keys=["rows", "labels", "targets"], kind="an advaudio victims file",
+                       hint="rerun attack_clean")
+    rows, labels, targets = victims["rows"], victims["labels"], victims["targets"]
     if rows.min(initial=0) < 0 or rows.max(initial=-1) >= len(test):
         raise DataError(f"{str(victims_path)!r} names rows outside the {len(test)} rows of "
                         "build/features/test.csv; rerun attack_clean")
@@ -90,16 +92,15 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
     bound = effective_bound(params=params, representation=str(meta["representation"]),
                             input_shape=meta["input_shape"], profiles_dir=root / PROFILES_DIR)
     out = {}
-    with np.load(results_path) as results:
-        for name in params.attack.attacks:
-            if f"{name}_adv" not in results.files:
-                raise DataError(f"{str(results_path)!r} has no stored adversarials for {name!r}")
-            ok = rechecked_success(
-                model=model, x=x, adv=results[f"{name}_adv"], labels=labels,
-                targets=targets if ATTACKS.get(name).targeted else None,
-                bound=bound if MODES[mode].bounded else None,
-            )
-            out[name] = (float(reported[name]["fooling_rate"]), float(ok.mean()))
+    for name in params.attack.attacks:  # one attack's adversarials in memory at a time
+        adv = read_npz(results_path, keys=[f"{name}_adv"], kind="an advaudio attack results file",
+                       hint=f"rerun attack_{mode}")[f"{name}_adv"]
+        ok = rechecked_success(
+            model=model, x=x, adv=adv, labels=labels,
+            targets=targets if ATTACKS.get(name).targeted else None,
+            bound=bound if MODES[mode].bounded else None,
+        )
+        out[name] = (float(reported[name]["fooling_rate"]), float(ok.mean()))
     return out
 
 

@@ -11,6 +11,10 @@ The folder is outside every DVC output, so DVC neither deletes it before the rer
 stage output. It is keyed by a fingerprint of everything the searches depend on (the mode, the checkpoint, the
 test features, the victims, the attack parameters, the seed and the code of the attacks and the evaluation);
 a state saved under another fingerprint is discarded. The stage deletes the folder once its outputs are written.
+
+A state file that does not load (truncated, corrupt, not an .npz archive, holding pickled objects) or does not
+fit the search (another attack's name, another victim count or input shape, another ladder) is deleted with a
+one-line message on stderr, and that attack starts from its first rung: a bad file never blocks the stage.
 """
 
 from __future__ import annotations
@@ -24,12 +28,19 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from advaudio.errors import DataError
 from advaudio.evaluation.budget import BudgetResult
-from advaudio.io import atomic_path, write_text
+from advaudio.io import atomic_path, discard, write_text
+from advaudio.loading import read_npz
 
 RESUME_DIR = Path("build/attacks/.resume")
 _ARRAYS = ("adv", "l2", "success", "pool_top1")  # BudgetResult's array fields; saved unless None
 _SOURCES = ("attacks", "evaluation", "models")  # packages whose code decides the searches' results
+KIND = "an advaudio attack resume state"
+# BudgetResult's scalar fields and the types a saved state must give them
+_SCALARS = {"name": str, "level": int, "n_levels": int, "gradient_calls": int, "forward_calls": int, "queries": int,
+            "seconds": (int, float), "black_box": bool, "raw_nonfinite": int, "raw_out_of_range": int,
+            "fr_per_level": list, "finished": bool}
 
 
 def fingerprint(*, files: Iterable[Path], settings: dict[str, Any], package_dir: Path) -> str:
@@ -59,20 +70,34 @@ class ResumeStore:
     def __init__(self, directory: str | Path, *, key: str) -> None:
         self.directory = Path(directory)
         stamp = self.directory / "fingerprint.txt"
-        if self.directory.exists() and (not stamp.is_file() or stamp.read_text().strip() != key):
+        if self.directory.exists() and (not stamp.is_file() or stamp.read_bytes().strip() != key.encode()):
             shutil.rmtree(self.directory)
         if not stamp.is_file():
             write_text(stamp, key + "\n")
 
-    def load(self, name: str) -> BudgetResult | None:
-        """The saved state of attack ``name``, or ``None``."""
+    def load(self, name: str, *, shape: tuple[int, ...], n_levels: int) -> BudgetResult | None:
+        """The saved state of attack ``name``, or ``None``.
+
+        Parameters
+        ----------
+        name : str
+            The attack.
+        shape : tuple
+            ``(N, 1, H, W)`` of the victims' inputs.
+        n_levels : int
+            Rungs of the attack's ladder.
+
+        A file that does not load or does not fit these is discarded (deleted, with a one-line message on
+        stderr saying why) and ``None`` returned: the attack starts from its first rung.
+        """
         path = self.directory / f"{name}.npz"
-        if not path.is_file():
+        if not path.exists():
             return None
-        with np.load(path, allow_pickle=False) as z:
-            scalars = json.loads(str(z["state"]))
-            arrays = {k: z[k] for k in _ARRAYS if k in z.files}
-        return BudgetResult(**arrays, **scalars)
+        try:
+            return _read_state(path, name=name, shape=tuple(shape), n_levels=n_levels)
+        except DataError as exc:
+            discard(path, reason=str(exc), then=f"{name} starts from its first rung")
+            return None
 
     def save(self, state: BudgetResult) -> None:
         """Write ``state`` atomically (uncompressed: at the study's sizes compression costs more than disk)."""
@@ -85,3 +110,48 @@ class ResumeStore:
     def clear(self) -> None:
         """Delete every saved state (the stage's outputs are written)."""
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _read_state(path: Path, *, name: str, shape: tuple[int, ...], n_levels: int) -> BudgetResult:
+    """The :class:`BudgetResult` saved at ``path``, checked against the search it must continue.
+
+    Raises
+    ------
+    DataError
+        Naming the file, when it does not load or does not fit.
+    """
+    arrays = read_npz(path, kind=KIND, hint="written by the attack stage")
+    try:
+        scalars = json.loads(str(arrays.pop("state")))
+    except (KeyError, ValueError):
+        raise DataError(f"{str(path)!r} is not {KIND}: no JSON 'state' entry") from None
+    problem = _scalars_problem(scalars, name=name, n_levels=n_levels) or _arrays_problem(arrays, shape=shape)
+    if problem:
+        raise DataError(f"{str(path)!r} is not {KIND} of this search: {problem}")
+    return BudgetResult(**{k: arrays[k] for k in _ARRAYS if k in arrays}, **scalars)
+
+
+def _scalars_problem(scalars: Any, *, name: str, n_levels: int) -> str | None:
+    if not isinstance(scalars, dict) or set(scalars) != set(_SCALARS):
+        return f"its state holds {sorted(scalars) if isinstance(scalars, dict) else type(scalars).__name__}, " \
+               f"expected {sorted(_SCALARS)}"
+    wrong = [k for k, kind in _SCALARS.items()
+             if not isinstance(scalars[k], kind) or (kind is int and isinstance(scalars[k], bool))]
+    if wrong:
+        return f"entries {wrong} are of the wrong type"
+    if scalars["name"] != name or scalars["n_levels"] != n_levels or not 0 <= scalars["level"] <= n_levels:
+        return (f"{scalars['name']!r} at rung {scalars['level']}/{scalars['n_levels']}, expected {name!r} with "
+                f"{n_levels} rungs")
+    return None
+
+
+def _arrays_problem(arrays: dict[str, np.ndarray], *, shape: tuple[int, ...]) -> str | None:
+    expected = {"adv": (np.float32, "float32", shape), "l2": (np.floating, "float", shape[:1]),
+                "success": (np.bool_, "bool", shape[:1])}
+    for key, (dtype, dtype_name, want) in expected.items():
+        if key not in arrays:
+            return f"no {key!r} array"
+        if not np.issubdtype(arrays[key].dtype, dtype) or arrays[key].shape != want:
+            return f"{key!r} is {arrays[key].dtype} {arrays[key].shape}, expected {dtype_name} {want}"
+    unknown = sorted(set(arrays) - set(_ARRAYS))
+    return f"unknown arrays {unknown}" if unknown else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advaudio.errors import DataError
+from advaudio.errors import ConfigError, DataError
 
 
 def select_victims(
@@ -21,7 +21,8 @@ def select_victims(
     labels, predictions : np.ndarray
         True and predicted classes of the test split, ``(N,)``.
     n_victims : int
-        How many to draw (fewer if fewer are correctly classified).
+        How many to draw (``attack.n_victims``); fewer if fewer are correctly classified, which the caller
+        should report (the count of ``rows`` says how many were drawn).
     n_classes : int
         Number of classes (targets range over them).
     seed : int
@@ -36,6 +37,8 @@ def select_victims(
 
     Raises
     ------
+    ConfigError
+        If ``n_victims`` exceeds the test split itself.
     DataError
         If no test sample is classified correctly.
     """
@@ -43,6 +46,9 @@ def select_victims(
     predictions = np.asarray(predictions, dtype=np.int64)
     if labels.shape != predictions.shape:
         raise DataError(f"labels {labels.shape} and predictions {predictions.shape} differ in shape")
+    if n_victims > len(labels):
+        raise ConfigError(f"attack.n_victims = {n_victims} exceeds the test split's {len(labels)} clips (the "
+                          f"candidates victims are drawn from); expected at most {len(labels)}")
     rng = np.random.default_rng(seed)
     correct = labels == predictions
     if not correct.any():

@@ -31,10 +31,10 @@ from advaudio.errors import ConfigError, DataError
 from advaudio.features.inputs import SPLITS, read_audio_inputs, write_index
 from advaudio.features.representations import REPRESENTATIONS, n_rows, target_shapes
 from advaudio.features.scaling import KEY_PREFIX, fit_block, sample_step, scale_block
-from advaudio.features.shards import CLIPS_PER_SHARD, n_shards, storage_meta
+from advaudio.features.shards import CLIPS_PER_SHARD, n_shards, shard_bytes, storage_meta
 from advaudio.features.staging import FeatureStaging, fingerprint, staging_dir_for
 from advaudio.features.workers import feature_pool
-from advaudio.io import write_json
+from advaudio.io import check_space, write_json
 
 CHUNK = 8  # clips per worker task
 
@@ -109,6 +109,9 @@ def build_features(
         ``clips_per_shard < 1``.
     DataError
         Bad or inconsistent inputs (message names the file), an empty training split, non-finite features.
+    DiskFullError
+        When the shards still to write do not fit beside ``out_dir`` (checked before any is computed, and again
+        for each shard file, whose space is reserved before it is written); nothing is left half-written.
     """
     rep = REPRESENTATIONS.get(representation)
     if clips_per_shard < 1:
@@ -174,6 +177,10 @@ def build_features(
                   for split in SPLITS]
         print(f"spectrogram: resumes with {' shards and '.join(counts)} shards done (scaling constants saved; "
               f"{store.directory})", flush=True)
+    # fail now, not after hours of computing: the shards still to write must fit where they are staged
+    check_space(store.directory, need=sum(
+        shard_bytes(n_clips=n_clips[split], shapes=shapes, clips_per_shard=clips_per_shard, skip=done[split])
+        for split in SPLITS))
     with feature_pool(workers=config.workers) as pool:
         kept: list[dict[str, np.ndarray]] | None = None  # the sample clips, when the sample pass runs now
         if scaling is None:

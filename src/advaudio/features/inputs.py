@@ -10,6 +10,7 @@ import numpy as np
 
 from advaudio.errors import DataError
 from advaudio.io import read_json_object
+from advaudio.loading import open_npy
 
 INDEX_COLUMNS = ("row", "clip_id", "source_id", "fold", "label", "category", "augmentation", "split")
 INFO_KEYS = ("dataset", "sample_rate", "clip_samples", "class_names", "dwt_sample_rate")
@@ -54,10 +55,7 @@ def read_audio_inputs(*, audio_dir: str | Path) -> AudioInputs:
     missing = [c for c in INDEX_COLUMNS if c not in columns]
     if missing:
         raise DataError(f"{index_path}: missing columns {missing}; expected {list(INDEX_COLUMNS)}")
-    try:
-        clips = np.load(clips_path, mmap_mode="r")
-    except ValueError as exc:
-        raise DataError(f"{clips_path}: not a readable .npy array ({exc})") from None
+    clips = open_npy(clips_path, kind="a float32 clips array", hint="rerun the augment stage")
     if clips.ndim != 2 or clips.shape[0] != len(index) or clips.shape[1] != int(info["clip_samples"]):
         raise DataError(
             f"{clips_path}: shape {clips.shape} does not match {index_path} ({len(index)} rows) and "

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from advaudio.errors import DataError
-from advaudio.io import save_npy
+from advaudio.io import npy_nbytes, save_npy
+from advaudio.loading import open_npy
 
 STORAGE_DTYPE = "float16"
 CLIPS_PER_SHARD = 256  # at the study's sizes about 115 MB per spectrogram shard
@@ -32,6 +33,14 @@ def shard_path(directory: str | Path, *, split: str, block: str, index: int) -> 
 def n_shards(*, n_clips: int, clips_per_shard: int) -> int:
     """Number of shards holding ``n_clips``."""
     return math.ceil(n_clips / clips_per_shard)
+
+
+def shard_bytes(*, n_clips: int, shapes: dict[str, tuple[int, int]], clips_per_shard: int,
+                skip: set[int] = frozenset()) -> int:
+    """Bytes on disk of every block's file of the shards of a split of ``n_clips``, but the shards ``skip``."""
+    return sum(npy_nbytes(shape=(min(clips_per_shard, n_clips - index * clips_per_shard), *shape), dtype=STORAGE_DTYPE)
+               for index in range(n_shards(n_clips=n_clips, clips_per_shard=clips_per_shard)) if index not in skip
+               for shape in shapes.values())
 
 
 def storage_meta(*, blocks: dict[str, tuple[int, int]], targets: dict[str, tuple[int, int]],
@@ -126,12 +135,9 @@ class ShardedBlock:
         self.shards: list[np.ndarray] = []
         for index in range(n_shards(n_clips=n_clips, clips_per_shard=clips_per_shard)):
             path = shard_path(directory, split=split, block=block, index=index)
-            try:
-                array = np.load(path, mmap_mode="r")
-            except FileNotFoundError:
-                raise DataError(f"{str(path)!r} not found; run the spectrogram stage first") from None
-            except ValueError as exc:
-                raise DataError(f"{str(path)!r} is not a readable .npy array ({exc})") from None
+            if not path.exists():
+                raise DataError(f"{str(path)!r} not found; run the spectrogram stage first")
+            array = open_npy(path, kind=f"a {STORAGE_DTYPE} feature shard", hint="rerun the spectrogram stage")
             n = min(clips_per_shard, n_clips - index * clips_per_shard)
             if array.dtype != np.dtype(STORAGE_DTYPE) or array.shape != (n, *self.shape):
                 raise DataError(f"{str(path)!r} holds {array.dtype} {array.shape}; expected {STORAGE_DTYPE} "

@@ -13,9 +13,12 @@ output), which holds
 A shard counts as done when the scaling constants are saved and every block's file of that shard is there
 with the dtype and shape it must have (each file is written atomically, so a file that is there is whole).
 A rerun reuses the constants and the done shards and computes only the clips of the others; a folder with
-another fingerprint is deleted. Once every shard is staged they are moved into the output
-(:meth:`FeatureStaging.publish`: ``os.replace``, free on one filesystem), the stage writes its index files and
-``meta.json`` last, and then deletes the folder (:meth:`FeatureStaging.clear`).
+another fingerprint is deleted. A staged file that does not load (a ``scaling.json`` that is not the constants,
+which discards the whole folder, or a shard file that is not the array it must be) is deleted with a one-line
+message on stderr saying why, and that work is done again: a bad file never blocks the stage. Once every shard
+is staged they are moved into the output (:meth:`FeatureStaging.publish`: ``os.replace``, free on one
+filesystem), the stage writes its index files and ``meta.json`` last, and then deletes the folder
+(:meth:`FeatureStaging.clear`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ import numpy as np
 from advaudio.config import SpectrogramConfig
 from advaudio.errors import DataError
 from advaudio.features.shards import STORAGE_DTYPE, SplitWriter, n_shards, shard_path
-from advaudio.io import atomic_path, read_json_object, write_json, write_text
+from advaudio.io import atomic_path, discard, read_json_object, write_json, write_text
+from advaudio.loading import open_npy
 
 RESUME_FOLDER = ".resume"  # beside the features folder: build/.resume/features
 AUDIO_FILES = ("clips.npy", "index.csv", "info.json")  # the augment stage's files the features are made from
@@ -107,8 +111,9 @@ class FeatureStaging:
     def __init__(self, directory: str | Path, *, key: str) -> None:
         self.directory = Path(directory)
         self.discarded = False  # True when a folder of other inputs was deleted
+        self.key = key
         stamp = self.directory / "fingerprint.txt"
-        if self.directory.exists() and (not stamp.is_file() or stamp.read_text().strip() != key):
+        if self.directory.exists() and (not stamp.is_file() or stamp.read_bytes().strip() != key.encode()):
             shutil.rmtree(self.directory)
             self.discarded = True
         if not stamp.is_file():
@@ -121,18 +126,24 @@ class FeatureStaging:
     def load_scaling(self, *, keys: list[str]) -> dict[str, Any] | None:
         """The saved scaling constants, or ``None`` when the sample pass has not finished.
 
-        Raises
-        ------
-        DataError
-            Naming ``scaling.json``, when its keys are not ``keys`` (in that order) or a value is not a number.
+        A ``scaling.json`` that is not valid JSON or whose keys are not ``keys`` (in that order) with finite
+        numbers discards the folder (every staged shard was scaled with it): deleted, with a one-line message on
+        stderr, and ``None`` returned.
         """
-        if not self.scaling_path.is_file():
+        if not self.scaling_path.exists():
             return None
-        scaling = read_json_object(self.scaling_path, missing_hint="written by the spectrogram stage")
-        if list(scaling) != keys or not all(isinstance(v, (int, float)) for v in scaling.values()):
-            raise DataError(f"{self.scaling_path}: keys {list(scaling)}, expected the numbers {keys}; delete "
-                            f"{self.directory} and rerun the stage")
+        try:
+            scaling = read_json_object(self.scaling_path, missing_hint="written by the spectrogram stage")
+        except DataError as exc:
+            return self._discard(reason=str(exc))
+        if list(scaling) != keys or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                            and np.isfinite(v) for v in scaling.values()):
+            return self._discard(reason=f"{self.scaling_path}: {list(scaling)}, expected the numbers {keys}")
         return scaling
+
+    def _discard(self, *, reason: str) -> None:
+        discard(self.directory, reason=reason, then="every shard is computed again")
+        write_text(self.directory / "fingerprint.txt", self.key + "\n")
 
     def save_scaling(self, scaling: dict[str, Any]) -> None:
         """Save the fitted constants atomically (JSON floats round-trip exactly)."""
@@ -146,8 +157,13 @@ class FeatureStaging:
         done = set()
         for index in range(n_shards(n_clips=n_clips, clips_per_shard=clips_per_shard)):
             n = min(clips_per_shard, n_clips - index * clips_per_shard)
-            if all(_holds(shard_path(self.directory, split=split, block=name, index=index), (n, *shape))
-                   for name, shape in shapes.items()):
+            paths = {shard_path(self.directory, split=split, block=name, index=index): (n, *shape)
+                     for name, shape in shapes.items()}
+            for path, shape in paths.items():
+                problem = _problem(path, shape) if path.exists() else None
+                if problem:
+                    discard(path, reason=problem, then="the shard is computed again")
+            if all(path.exists() for path in paths):
                 done.add(index)
         return done
 
@@ -183,13 +199,15 @@ class FeatureStaging:
             pass  # other staging folders are there
 
 
-def _holds(path: Path, shape: tuple[int, ...]) -> bool:
-    """Whether ``path`` is a readable float16 .npy array of ``shape``."""
+def _problem(path: Path, shape: tuple[int, ...]) -> str | None:
+    """What keeps ``path`` from being a staged float16 .npy array of ``shape`` (None: nothing)."""
     try:
-        array = np.load(path, mmap_mode="r")
-    except (OSError, ValueError):
-        return False
-    return array.dtype == np.dtype(STORAGE_DTYPE) and array.shape == shape
+        array = open_npy(path, kind=f"a staged {STORAGE_DTYPE} shard", hint="staged by the spectrogram stage")
+    except DataError as exc:
+        return str(exc)
+    if array.dtype != np.dtype(STORAGE_DTYPE) or array.shape != shape:
+        return f"{path}: {array.dtype} {array.shape}, expected {STORAGE_DTYPE} {shape}"
+    return None
 
 
 def _move(source: Path, target: Path) -> None:
@@ -198,7 +216,7 @@ def _move(source: Path, target: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-        with atomic_path(target) as tmp:
+        with atomic_path(target, need=source.stat().st_size) as tmp:
             shutil.copyfile(source, tmp)
         source.unlink()
 
@@ -246,9 +264,10 @@ class StagedSplitWriter(SplitWriter):
         index = self._written // self.clips_per_shard
         for name, shape in self.shapes.items():
             path = shard_path(self.directory, split=self.split, block=name, index=index)
-            if not _holds(path, (n, *shape)):
-                raise DataError(f"{path}: not a staged {STORAGE_DTYPE} array of shape {(n, *shape)}")
-            array = np.load(path, mmap_mode="r")
+            problem = _problem(path, (n, *shape)) if path.exists() else f"{path}: not staged"
+            if problem:
+                raise DataError(problem)
+            array = open_npy(path, kind=f"a staged {STORAGE_DTYPE} shard", hint="staged by the spectrogram stage")
             step = max(1, _HASH_BLOCK // max(1, array[0].nbytes))
             for start in range(0, n, step):  # the bytes SplitWriter hashes, a few clips at a time
                 self._hash.update(np.ascontiguousarray(array[start : start + step]).data)

@@ -7,7 +7,6 @@ types only: ``model, model_kwargs, n_classes, class_names, input_shape, represen
 from __future__ import annotations
 
 import io
-
 import json
 from pathlib import Path
 from typing import Any, Mapping
@@ -15,11 +14,13 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from advaudio.errors import DataError
-from advaudio.io import atomic_path
+from advaudio.errors import ConfigError, DataError
+from advaudio.io import write_bytes
+from advaudio.loading import load_torch, one_line
 from advaudio.models import build_model
 
 REQUIRED_KEYS = ("model", "model_kwargs", "n_classes", "class_names", "input_shape", "representation", "scaling", "params")
+KIND = "an advaudio checkpoint"
 
 
 def make_config(
@@ -68,8 +69,7 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, config: Mapping[str, 
     # stage after an unchanged retraining. A buffer gets the fixed root name "archive".
     buffer = io.BytesIO()
     torch.save({"state_dict": state, "config": dict(config)}, buffer)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
@@ -85,26 +85,56 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     Raises
     ------
     DataError
-        If the file is missing, unreadable or not an advaudio checkpoint (the message names the file).
+        Naming the file: missing, or not an advaudio checkpoint (unreadable, corrupt or truncated; holding
+        Python objects other than tensors and plain types, which are refused unloaded; lacking the state dict
+        or the config; a config that does not describe a model; weights that do not fit it).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"checkpoint {str(path)!r} not found; run the train stage first")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise DataError(f"checkpoint {str(path)!r} is unreadable: {exc}") from None
+    blob = load_torch(path, kind=KIND)
     if not isinstance(blob, dict) or "state_dict" not in blob or "config" not in blob:
-        raise DataError(f"checkpoint {str(path)!r} lacks 'state_dict'/'config'; not an advaudio checkpoint")
-    config = blob["config"]
+        raise DataError(f"{str(path)!r} is not {KIND}: it lacks 'state_dict'/'config'")
+    config, state = blob["config"], blob["state_dict"]
+    problem = _config_problem(config) or _state_problem(state)
+    if problem:
+        raise DataError(f"{str(path)!r} is not {KIND}: {problem}")
+    try:
+        model = build_model(config["model"], n_classes=config["n_classes"], input_shape=config["input_shape"],
+                            **config["model_kwargs"])
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise DataError(f"{str(path)!r} is not {KIND}: its config does not build a model ({exc})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise DataError(f"{str(path)!r} is not {KIND}: its weights do not fit model {config['model']!r} "
+                        f"({one_line(str(exc))})") from None
+    return model.to(device).eval(), config
+
+
+_CONFIG_TYPES = {"model": str, "model_kwargs": dict, "n_classes": int, "class_names": list, "input_shape": list,
+                 "representation": str, "scaling": dict, "params": dict}
+
+
+def _config_problem(config: Any) -> str | None:
+    """What is wrong with a checkpoint's config (None when it is what :func:`make_config` writes)."""
+    if not isinstance(config, dict):
+        return f"its config is a {type(config).__name__}, not a mapping"
     missing = [k for k in REQUIRED_KEYS if k not in config]
     if missing:
-        raise DataError(f"checkpoint {str(path)!r}: config lacks {missing}")
-    model = build_model(
-        config["model"], n_classes=config["n_classes"], input_shape=config["input_shape"], **config["model_kwargs"]
-    )
-    try:
-        model.load_state_dict(blob["state_dict"])
-    except RuntimeError as exc:
-        raise DataError(f"checkpoint {str(path)!r}: weights do not fit model {config['model']!r}: {exc}") from None
-    return model.to(device).eval(), config
+        return f"its config lacks {missing}"
+    wrong = [k for k, kind in _CONFIG_TYPES.items() if not isinstance(config[k], kind) or isinstance(config[k], bool)]
+    if wrong:
+        return f"config entries {wrong} are not of the types make_config writes"
+    if not all(isinstance(c, str) for c in config["class_names"]) or len(config["class_names"]) != config["n_classes"]:
+        return f"class_names is not a list of n_classes = {config['n_classes']} names"
+    if len(config["input_shape"]) != 3 or not all(isinstance(s, int) and s > 0 for s in config["input_shape"]):
+        return f"input_shape {config['input_shape']!r} is not [1, H, W]"
+    return None
+
+
+def _state_problem(state: Any) -> str | None:
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                              for k, v in state.items()):
+        return "its state_dict is not a mapping of names to tensors"
+    return None

@@ -39,7 +39,8 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models.googlenet import BasicConv2d
 
-from advaudio.errors import ConfigError
+from advaudio.errors import ConfigError, DataError
+from advaudio.loading import load_torch
 from advaudio.models import MODELS
 from advaudio.models.adapters import AdaptedNet, InputAdapter
 
@@ -115,7 +116,9 @@ def _load_imagenet(
             f"train.pretrained = true but the ImageNet weights for {name!r} are not on disk at {str(path)!r}; "
             f"nothing is downloaded at run time: fetch {url} into that folder once, or set train.pretrained: false"
         )
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_torch(path, kind=f"the ImageNet weights of {name!r}")
+    if not isinstance(state, dict) or first_conv + ".weight" not in state:
+        raise DataError(f"{str(path)!r} is not the ImageNet weights of {name!r}: no {first_conv + '.weight'!r}")
     state = {k: v for k, v in state.items() if not k.startswith(("aux1.", "aux2.", last_layer + "."))}
     state[first_conv + ".weight"] = state[first_conv + ".weight"].mean(dim=1, keepdim=True)
     head = getattr(net, "_advaudio_head", None)

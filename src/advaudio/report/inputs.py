@@ -17,6 +17,7 @@ import numpy as np
 
 from advaudio.errors import DataError
 from advaudio.io import read_json_object
+from advaudio.loading import read_npz
 
 MODES: tuple[str, ...] = ("clean", "clean_bounded", "bounded", "unbounded")  # attack_<mode>.json, in report order
 # Object-valued keys of attack_<mode>.json that are not attacks; number-valued top-level keys
@@ -156,11 +157,9 @@ def read_examples(*, path: str | Path, attacks: list[str]) -> dict[str, np.ndarr
         If the file is missing or an expected array is absent or has the wrong shape.
     """
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except FileNotFoundError:
-        raise DataError(f"{path}: adversarial examples file not found") from None
+    if not path.exists():
+        raise DataError(f"{path}: adversarial examples file not found")
+    arrays = read_npz(path, kind="an advaudio examples file", hint="rerun the attack stage that writes it")
     need = ["x", "labels", "targets", "class_names"]
     need += [f"{a}_adv" for a in attacks] + [f"{a}_l2" for a in attacks]
     missing = [k for k in need if k not in arrays]

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from advaudio.errors import DataError
+from advaudio.loading import read_npz
 from advaudio.evaluation.ball import within_bound
 from advaudio.evaluation.stats import (
     bootstrap_interval,
@@ -61,14 +62,10 @@ def read_victim_results(*, path: str | Path, attacks: list[str]) -> VictimResult
     path = Path(path)
     need = ["model_correct", "test_predictions", "test_labels"]
     need += [f"{a}_{k}" for a in attacks for k in ("l2", "success")]
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in need if k not in npz.files]
-            if missing:
-                raise DataError(f"{path}: missing arrays {missing}; rerun the attack stage that writes it")
-            arrays = {k: npz[k] for k in need}
-    except FileNotFoundError:
-        raise DataError(f"{path}: per-victim attack results not found; run the attack stages first") from None
+    if not path.exists():
+        raise DataError(f"{path}: per-victim attack results not found; run the attack stages first")
+    arrays = read_npz(path, keys=need, kind="an advaudio attack results file",
+                      hint="rerun the attack stage that writes it")
     n = len(arrays["model_correct"])
     if any(len(arrays[f"{a}_{k}"]) != n for a in attacks for k in ("l2", "success")):
         raise DataError(f"{path}: per-attack arrays differ in length from model_correct ({n} victims)")

@@ -1,24 +1,46 @@
 """Persisted resume state (``build/train_resume/``): an interrupted training continues at its last
-finished epoch instead of starting over, but only when the params fingerprint matches."""
+finished epoch instead of starting over, but only when the params fingerprint matches.
+
+A state file that does not load (truncated, corrupt, not a torch file, holding Python objects other than
+tensors and plain types, or lacking what a state holds) is deleted with a one-line message on stderr, and the
+training starts over: a bad file never blocks it.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from advaudio.io import atomic_path
+from advaudio.errors import DataError
+from advaudio.io import atomic_path, discard
+from advaudio.loading import load_torch
 
 STATE_FILE = "state.pt"
+KIND = "an advaudio training resume state"
+
+
+_SOURCES = ("features", "models", "training")  # packages whose code shapes a saved state (and its meaning)
 
 
 def fingerprint(payload: Mapping[str, Any]) -> str:
     """SHA-256 of a JSON-able mapping (sorted keys): identifies the params and data a state belongs to."""
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def code_digest() -> str:
+    """SHA-256 of the sources of :data:`_SOURCES`: a state saved by other code (another architecture's
+    weights, another state layout) is not resumed."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(p for name in _SOURCES for p in (package / name).rglob("*.py")):
+        digest.update(f"{path.relative_to(package)}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def rng_state() -> dict[str, Any]:
@@ -58,16 +80,47 @@ class ResumeStore:
         self.path = Path(directory) / STATE_FILE
         self.fingerprint = fingerprint
 
-    def load(self) -> dict[str, Any] | None:
-        """The stored unfinished state when its fingerprint matches, else None (start over)."""
-        if not self.path.is_file():
+    def load(self, *, required: Sequence[str] = ()) -> dict[str, Any] | None:
+        """The stored unfinished state when its fingerprint matches, else None (start over).
+
+        A file that does not load, or whose state lacks a key of ``required``, is discarded (deleted, with a
+        one-line message on stderr saying why) and None returned.
+        """
+        if not self.path.exists():
             return None
-        blob = torch.load(self.path, map_location="cpu", weights_only=True)
-        if blob.get("fingerprint") != self.fingerprint or blob.get("finished", False):
+        try:
+            blob = load_torch(self.path, kind=KIND)
+        except DataError as exc:
+            discard(self.path, reason=str(exc), then="training starts from its first epoch")
+            return None
+        problem = _problem(blob)
+        if not problem and (blob["fingerprint"] != self.fingerprint or blob["finished"]):
+            return None  # another training's state, or a finished one: kept for DVC, overwritten on the next save
+        missing = [] if problem else [k for k in required if k not in blob["state"]]
+        if problem or missing:
+            discard(self.path, reason=f"{str(self.path)!r} is not {KIND}: {problem or f'its state lacks {missing}'}",
+                    then="training starts from its first epoch")
             return None
         return blob["state"]
 
     def save(self, state: Mapping[str, Any], *, finished: bool = False) -> None:
-        """Write the state atomically (a finished state is kept for DVC but never resumed)."""
-        with atomic_path(self.path) as tmp:
-            torch.save({"fingerprint": self.fingerprint, "finished": finished, "state": dict(state)}, tmp)
+        """Write the state atomically (a finished state is kept for DVC but never resumed).
+
+        Raises
+        ------
+        DiskFullError
+            When the state does not fit on the disk (nothing is left half-written).
+        """
+        with atomic_path(self.path) as tmp, open(tmp, "wb") as fh:  # a file object: ENOSPC reaches us as such
+            torch.save({"fingerprint": self.fingerprint, "finished": finished, "state": dict(state)}, fh)
+
+
+def _problem(blob: Any) -> str | None:
+    """What is wrong with a loaded state file (None when it holds what :meth:`ResumeStore.save` writes)."""
+    if not isinstance(blob, dict) or not {"fingerprint", "finished", "state"} <= set(blob):
+        return "it lacks 'fingerprint'/'finished'/'state'"
+    if not isinstance(blob["fingerprint"], str) or not isinstance(blob["finished"], bool):
+        return "its fingerprint or finished flag is of the wrong type"
+    if not isinstance(blob["state"], dict):
+        return "its state is not a mapping"
+    return None

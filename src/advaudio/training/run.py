@@ -18,7 +18,11 @@ from advaudio.models.checkpoint import make_config
 from advaudio.features.store import FeatureReaders
 from advaudio.training.data import pool_folds, train_val_rows
 from advaudio.training.loop import EpochCallback, evaluate_logits, fit, seed_everything
-from advaudio.training.resume import ResumeStore, fingerprint
+from advaudio.training.resume import ResumeStore, code_digest, fingerprint
+
+
+# what every unfinished state holds (fit() saves it after each epoch with the run's context)
+STATE_KEYS = ("val_accs", "best", "epochs_total", "seconds", "images", "records", "fold_index", "fit")
 
 
 @dataclass
@@ -42,19 +46,14 @@ def validation_folds(features: FeatureReaders, *, params: Params) -> list[int]:
 
 
 def training_fingerprint(features: FeatureReaders, *, params: Params) -> str:
-    """Fingerprint of everything a resumable training depends on: the params it reads and the data (through
-    ``meta.json``, which holds the SHA-256 of every split's shards)."""
+    """Fingerprint of everything a resumable training depends on: the params it reads, the data (through
+    ``meta.json``, which holds the SHA-256 of every split's shards) and the code (:func:`code_digest`)."""
     return fingerprint({
         "model": params.model, "seed": params.seed, "device": resolve_device(params.device),
         "split": dataclasses.asdict(params.split), "train": dataclasses.asdict(params.train),
         "meta": features.meta, "n_train": len(features.train), "n_test": len(features.test),
+        "code": code_digest(),
     })
-
-
-def can_resume(*, params: Params, features: FeatureReaders, resume_dir: str | Path) -> bool:
-    """Whether ``resume_dir`` holds an unfinished training of these params and data."""
-    store = ResumeStore(resume_dir, fingerprint=training_fingerprint(features, params=params))
-    return store.load() is not None
 
 
 def train_victim(
@@ -67,6 +66,11 @@ def train_victim(
 ) -> TrainOutcome:
     """Train ``params.model`` on ``features`` per ``params.model_train`` (``train`` with
     ``train.by_model[model]`` applied); resumable through ``resume_dir``.
+
+    ``on_epoch`` gets the record of every epoch of the run once, in order: after a resume the epochs finished
+    before the interruption are replayed first, with the values saved in the resume state. A logger started
+    empty (DVCLive's ``Live(resume=False)``) therefore ends with the uninterrupted run's rows, whatever the
+    moment of the interruption (even between the saving of an epoch's state and its logging).
 
     The training split is held in memory at the input size when small (:meth:`SplitReader.cached`), else
     streamed batch by batch; the test split is read in batches.
@@ -82,12 +86,17 @@ def train_victim(
     store = None
     if resume_dir is not None:
         store = ResumeStore(resume_dir, fingerprint=training_fingerprint(features, params=params))
-    saved = store.load() if store is not None else None
+    saved = store.load(required=STATE_KEYS) if store is not None else None
     folds = validation_folds(features, params=params)
     pool = features.train.cached()
     val_accs: list[float] = list(saved["val_accs"]) if saved else []
     best = saved["best"] if saved else None  # {"val_acc", "state", "fold"} of the best fold so far
     epochs_total, seconds, images = (saved["epochs_total"], saved["seconds"], saved["images"]) if saved else (0, 0.0, 0)
+    records: list[dict] = list(saved["records"]) if saved else []  # the epochs of the finished folds
+    if saved and on_epoch is not None:
+        current = saved["fit"]["history"] if saved["fold_index"] == len(val_accs) else []
+        for record in [*records, *current]:
+            on_epoch(dict(record))
     for i, val_fold in enumerate(folds):
         if i < len(val_accs):
             continue  # finished before an interruption
@@ -96,7 +105,7 @@ def train_victim(
         model = build_model(params.model, n_classes=int(meta["n_classes"]), input_shape=meta["input_shape"],
                             pretrained=cfg.pretrained)
         context = {"val_accs": val_accs, "best": best, "epochs_total": epochs_total, "seconds": seconds,
-                   "images": images}
+                   "images": images, "records": records}
         fit_state = saved["fit"] if saved and saved.get("fold_index") == i else None
         result = fit(
             model,
@@ -105,6 +114,7 @@ def train_victim(
             progress=progress,
         )
         val_accs.append(float(result.best_val_accuracy))
+        records = [*records, *result.history]
         epochs_total += result.epochs
         seconds += result.seconds
         images += result.images_per_second * result.seconds
@@ -119,7 +129,7 @@ def train_victim(
     pred, labels = logits.argmax(1).numpy(), features.test.y.numpy()
     if store is not None:
         store.save({"val_accs": val_accs, "best": best, "epochs_total": epochs_total, "seconds": seconds,
-                    "images": images}, finished=True)
+                    "images": images, "records": records}, finished=True)
     metrics = {
         "test_accuracy": float((pred == labels).mean()) if len(labels) else 0.0,
         "macro_f1": float(f1_score(labels, pred, average="macro", labels=np.arange(int(meta["n_classes"])),

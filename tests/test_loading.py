@@ -1,0 +1,145 @@
+"""The project's binary files read back: a missing, corrupt, truncated, wrong-kind or hostile file is a DataError
+that names it, and nothing in it is ever unpickled (src/advaudio/loading.py and every reader built on it)."""
+
+import io
+import json
+import pickle
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+
+from advaudio.errors import DataError
+from advaudio.evaluation.attack_run import _load_victims
+from advaudio.features.inputs import read_audio_inputs
+from advaudio.features.store import open_features
+from advaudio.loading import load_torch, open_npy, read_npz
+from advaudio.report.inputs import read_examples
+from advaudio.report.paired import read_victim_results
+from advaudio.training.fake_features import write_fake_features
+from test_features_stage import write_fake_audio
+
+
+class _Payload:
+    """Unpickling this creates ``marker``, as a hostile file would run code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _spoil(path, kind, marker):
+    """Replace ``path`` (a good file) by a bad one of ``kind``."""
+    good = path.read_bytes()
+    if kind == "text":
+        path.write_text("rows,labels\n1,2\n")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif kind == "flipped bytes":
+        spoiled = bytearray(good)
+        for i in range(40, len(spoiled), 7):
+            spoiled[i] ^= 0xFF
+        path.write_bytes(bytes(spoiled))
+    elif kind == "hostile pickle":
+        path.write_bytes(pickle.dumps({"rows": _Payload(marker)}))
+    elif kind == "hostile object array":
+        buf = io.BytesIO()
+        np.save(buf, np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+        if zipfile.is_zipfile(io.BytesIO(good)):
+            with zipfile.ZipFile(io.BytesIO(good)) as z:
+                names = z.namelist()
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w") as z:  # every member an object array
+                for name in names:
+                    z.writestr(name, buf.getvalue())
+            path.write_bytes(out.getvalue())
+        else:
+            path.write_bytes(buf.getvalue())
+    elif kind == "a directory":
+        path.unlink()
+        path.mkdir()
+
+
+KINDS = ["text", "empty", "truncated", "flipped bytes", "hostile pickle", "hostile object array", "a directory"]
+
+
+def _victims(tmp_path):
+    path = tmp_path / "victims.npz"
+    np.savez(path, rows=np.arange(3), labels=np.zeros(3, dtype=np.int64), targets=np.ones(3, dtype=np.int64))
+    return path, lambda: _load_victims(path, np.zeros(5, dtype=np.int64))
+
+
+def _results(tmp_path):
+    path = tmp_path / "results.npz"
+    np.savez(path, model_correct=np.ones(3, bool), test_predictions=np.zeros(5), test_labels=np.zeros(5),
+             cw_l2=np.ones(3), cw_success=np.ones(3, bool))
+    return path, lambda: read_victim_results(path=path, attacks=["cw"])
+
+
+def _examples(tmp_path):
+    path = tmp_path / "examples.npz"
+    x = np.zeros((2, 1, 4, 4), np.float32)
+    np.savez(path, x=x, cw_adv=x, cw_l2=np.ones(2), labels=np.zeros(2), targets=np.zeros(2),
+             class_names=np.array(["a", "b"]))
+    return path, lambda: read_examples(path=path, attacks=["cw"])
+
+
+def _clips(tmp_path):
+    write_fake_audio(tmp_path / "audio", rng=np.random.default_rng(0), n_train=2, n_test=2, seconds=0.05)
+    return tmp_path / "audio" / "clips.npy", lambda: read_audio_inputs(audio_dir=tmp_path / "audio")
+
+
+def _shard(tmp_path):
+    write_fake_features(tmp_path / "features", sources_per_class=2)
+    return tmp_path / "features" / "test" / "spectrogram-00000.npy", lambda: open_features(tmp_path / "features")
+
+
+READERS = {"victims.npz": _victims, "results.npz": _results, "examples.npz": _examples, "clips.npy": _clips,
+           "feature shard": _shard}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reader", list(READERS))
+def test_a_bad_project_file_is_named_and_nothing_in_it_runs(tmp_path, reader, kind):
+    path, read = READERS[reader](tmp_path)
+    read()  # the good file reads
+    marker = tmp_path / "pwned"
+    _spoil(path, kind, marker)
+    with pytest.raises(DataError) as info:
+        read()
+    assert str(path) in str(info.value) or path.name in str(info.value), str(info.value)
+    assert not marker.exists()
+    assert "allow_pickle=True" not in str(info.value)
+
+
+def test_an_npz_given_for_an_npy_and_the_other_way_round_are_named(tmp_path):
+    npy, npz = tmp_path / "a.npy", tmp_path / "b.npz"
+    np.save(npy, np.zeros(3))
+    npz.write_bytes(_npz_bytes(a=np.zeros(3)))
+    with pytest.raises(DataError, match=r"a.npy' is not an archive: an .npy array, not an .npz"):
+        read_npz(npy, kind="an archive", hint="h")
+    with pytest.raises(DataError, match=r"b.npz' is not an array: an .npz archive, not an .npy"):
+        open_npy(npz, kind="an array", hint="h")
+    with pytest.raises(DataError, match=r"b.npz: missing arrays \['rows'\]"):
+        read_npz(npz, keys=["rows"], kind="an archive", hint="h")
+
+
+def test_a_torch_file_read_as_json_text_is_named(tmp_path):
+    path = tmp_path / "state.pt"
+    path.write_text(json.dumps({"state_dict": {}}))
+    with pytest.raises(DataError, match=r"state.pt' is not a thing: the safe loader refused it unloaded"):
+        load_torch(path, kind="a thing")
+    shutil.rmtree(tmp_path)
+    with pytest.raises(DataError, match=r"state.pt' not found \(expected a thing\)"):
+        load_torch(path, kind="a thing")

@@ -1,0 +1,83 @@
+"""Every stage refuses bad parameters and bad data in one line, ``<stage>: <message>``, with exit code 2 and no
+traceback (advaudio.stage_log.run_stage)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from advaudio.errors import ConfigError, DataError
+from advaudio.stage_log import REFUSED, run_stage
+
+STAGES = Path(__file__).resolve().parent.parent / "stages"
+_TORCH = pytest.mark.slow  # these import torch: ~5 s each on 2 cores
+# (script, arguments, the DVC stage it is)
+STAGE_RUNS = [
+    ("validate_params.py", [], "validate_params"),
+    ("synth.py", [], "synth"),
+    ("augment.py", [], "augment"),
+    ("spectrogram.py", [], "spectrogram"),
+    ("tables.py", [], "tables"),
+    pytest.param("train.py", [], "train", marks=_TORCH),
+    pytest.param("attack.py", ["--mode", "clean"], "attack_clean", marks=_TORCH),
+    pytest.param("attack.py", ["--mode", "unbounded"], "attack_unbounded", marks=_TORCH),
+    pytest.param("fgsm_retrain.py", [], "fgsm_retrain", marks=_TORCH),
+    pytest.param("fgsm_retrain.py", ["--control"], "clean_finetune", marks=_TORCH),
+]
+
+
+def _run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ADVAUDIO_NO_TCMALLOC="1", OMP_NUM_THREADS="1")  # no re-exec: one process to watch
+    return subprocess.run([sys.executable, str(STAGES / script), *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def _assert_refused(proc: subprocess.CompletedProcess, *, stage: str, names: str) -> None:
+    assert proc.returncode == REFUSED, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"{stage}: ") and names in last, proc.stderr
+
+
+def test_every_stage_script_is_checked_here():
+    scripts = {run.values[0] if hasattr(run, "values") else run[0] for run in STAGE_RUNS}
+    assert scripts == {p.name for p in STAGES.glob("*.py")} - {"_checkout.py"}
+
+
+@pytest.mark.parametrize(("script", "args", "stage"), STAGE_RUNS)
+def test_a_bad_parameter_ends_every_stage_in_one_line(tmp_path, script, args, stage):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"epochs": "ten"}}))
+    _assert_refused(_run(script, args, tmp_path), stage=stage, names="train.epochs must be an integer, got 'ten'")
+
+
+def test_a_validation_fold_outside_the_pool_ends_train_in_one_line(tmp_path):
+    """The issue's example: ``train.val_fold: 7`` is refused by the training code, after the params loaded."""
+    from advaudio.training.fake_features import write_fake_features
+
+    write_fake_features(tmp_path / "build" / "features", n_folds=4)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"device": "cpu", "train": {"val_fold": 7}}))
+    _assert_refused(_run("train.py", [], tmp_path), stage="train", names="train.val_fold = 7")
+
+
+@pytest.mark.parametrize("error", [ConfigError, DataError])
+def test_run_stage_prints_one_line_and_exits_2(capsys, error):
+    def main() -> int:
+        raise error("a.yaml is not valid YAML:\n  in line 3\n    ^")
+
+    with pytest.raises(SystemExit) as info:
+        run_stage("demo", main)
+    assert info.value.code == REFUSED
+    assert capsys.readouterr().err == "demo: a.yaml is not valid YAML: | in line 3 | ^\n"
+
+
+def test_run_stage_keeps_the_exit_code_and_the_traceback_of_a_bug():
+    with pytest.raises(SystemExit) as info:
+        run_stage("demo", lambda: 0)
+    assert info.value.code == 0
+    with pytest.raises(KeyError):
+        run_stage("demo", lambda: {}["bug"])

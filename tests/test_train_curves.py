@@ -1,0 +1,80 @@
+"""The train stage's DVCLive curves follow the model: after kill -9 and a rerun they hold the uninterrupted run's
+rows (steps 0..E-1, the same values), whatever the moment of the kill."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from advaudio.training.fake_features import write_fake_features
+from kill_points import start_stage_killed_after
+
+REPO = Path(__file__).resolve().parents[1]
+EPOCHS = 6
+TIMINGS = ("epoch_seconds", "images_per_second")  # wall-clock values: differ between any two runs
+ENV = dict(os.environ, ADVAUDIO_NO_TCMALLOC="1", OMP_NUM_THREADS="1")
+
+
+def _project(root: Path) -> None:
+    write_fake_features(root / "build" / "features", sources_per_class=4, size=(16, 16))
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params.update(model="resnet56", device="cpu")
+    params["train"].update(epochs=EPOCHS, batch_size=16, lr=0.003, patience=EPOCHS, cross_validate=False)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _curves(root: Path) -> dict[str, list[dict[str, str]]]:
+    folder = root / "metrics" / "train_live" / "plots" / "metrics"
+    out = {}
+    for path in sorted(folder.glob("*.tsv")):
+        with open(path, newline="") as fh:
+            out[path.stem] = list(csv.DictReader(fh, delimiter="\t"))
+    return out
+
+
+def _train(root: Path) -> str:
+    done = subprocess.run([sys.executable, str(REPO / "stages" / "train.py")], cwd=root, env=ENV,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout + done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("qualname, after", [
+    ("ResumeStore.save", 3),  # epoch 3's state saved, its curve row never logged
+    ("Live.next_step", 1),    # epoch 1 logged (DVCLive's metrics.json then says step 0)
+    ("Live.next_step", 4),    # epoch 4 logged and its state saved
+])
+def test_kill_9_during_train_then_rerun_gives_the_uninterrupted_curves(tmp_path, qualname, after):
+    whole, broken = tmp_path / "whole", tmp_path / "broken"
+    for root in (whole, broken):
+        _project(root)
+    _train(whole)
+    expected = _curves(whole)
+    assert set(expected) >= {"train_loss", "val_accuracy", "lr"}
+    for name, rows in expected.items():
+        assert [int(r["step"]) for r in rows] == list(range(EPOCHS)), name
+
+    module = "advaudio.training.resume" if qualname.startswith("ResumeStore") else "dvclive.live"
+    proc = start_stage_killed_after("train.py", [], cwd=broken, env=ENV, module=module, qualname=qualname,
+                                    key="1", after=after)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == -signal.SIGKILL, out
+    assert not (broken / "metrics" / "train.json").exists()
+    _train(broken)
+
+    got = _curves(broken)
+    assert set(got) == set(expected)
+    for name, rows in got.items():
+        assert [int(r["step"]) for r in rows] == list(range(EPOCHS)), (name, rows)
+        if name not in TIMINGS:
+            assert rows == expected[name], name
+    summary = json.loads((broken / "metrics" / "train_live" / "metrics.json").read_text())
+    assert summary["step"] == EPOCHS - 1
+    assert json.loads((broken / "metrics" / "train.json").read_text())["epochs"] == EPOCHS
