@@ -288,3 +288,99 @@ def test_prepare_never_writes_into_the_dataset(tmp_path, rng):
     before = _tree_digest(root)
     prepare_audio(params=make_params(dataset="esc50", dataset_dir=str(root)), out_dir=tmp_path / "audio")
     assert _tree_digest(root) == before
+
+
+# --- held-out trials that got through a first version -------------------------------------------------
+
+
+@pytest.mark.parametrize("dataset", ["esc50", "urbansound8k"])
+def test_a_source_id_with_a_leading_zero_is_the_same_source(tmp_path, rng, dataset):
+    root, meta, rows = (_esc50 if dataset == "esc50" else _us8k)(tmp_path, rng)
+    column, fold_column = (5, 1) if dataset == "esc50" else (1, 5)
+    other = next(r for r in rows[1:] if r[fold_column] != rows[1][fold_column])
+    other[column] = "0" + rows[1][column]  # same recording, spelled with a leading zero, in another fold
+    if dataset == "esc50":
+        renamed = f"{other[1]}-{other[5]}-{other[6]}-{other[2]}.wav"
+        (root / "audio" / other[0]).rename(root / "audio" / renamed)
+    else:
+        renamed = f"{other[1]}-{other[6]}-0-7.wav"
+        (root / "audio" / f"fold{other[5]}" / other[0]).rename(root / "audio" / f"fold{other[5]}" / renamed)
+    other[0] = renamed
+    _write_rows(meta, rows)
+    with pytest.raises(DataError, match=rf"source '{int(rows[1][column])}' is in folds"):
+        open_dataset(name=dataset, root=root, params=make_params())
+
+
+def test_an_upper_case_extension_does_not_skip_the_name_check(tmp_path, rng):
+    root, meta, rows = _us8k(tmp_path, rng)
+    name = rows[1][0]
+    upper = name[:-4] + ".WAV"
+    (root / "audio" / f"fold{rows[1][5]}" / name).rename(root / "audio" / f"fold{rows[1][5]}" / upper)
+    rows[1][0], rows[1][6], rows[1][7] = upper, "3", "dog_bark"  # the name still says its own classID
+    _write_rows(meta, rows)
+    with pytest.raises(DataError, match=r"line 2: file name .* says classID"):
+        open_dataset(name="urbansound8k", root=root, params=make_params())
+
+
+@pytest.mark.parametrize("value", ["1_0", "١", "1.0", "1e0", ""])
+def test_only_ascii_integers_are_integers(tmp_path, rng, value):
+    root, meta, rows = _us8k(tmp_path, rng)
+    rows[4][5] = value
+    _write_rows(meta, rows)
+    with pytest.raises(DataError, match=r"line 5: (column 'fold' must be an integer|empty field)"):
+        open_dataset(name="urbansound8k", root=root, params=make_params())
+
+
+def test_a_repeated_header_column_is_refused(tmp_path, rng):
+    root, meta, rows = _esc50(tmp_path, rng)
+    _write_rows(meta, [[*rows[0], "fold"], *[[*r, "3"] for r in rows[1:]]])
+    with pytest.raises(DataError, match=r"esc50\.csv, line 1: column\(s\) \['fold'\] appear more than once"):
+        open_dataset(name="esc50", root=root, params=make_params())
+
+
+def test_a_record_spanning_lines_is_named_by_its_first_line(tmp_path, rng):
+    root, meta, rows = _esc50(tmp_path, rng)
+    rows[2][3], rows[2][2] = "rain\nand more", "99"
+    _write_rows(meta, rows)
+    with pytest.raises(DataError, match=r"line 3: column 'target' is 99"):
+        open_dataset(name="esc50", root=root, params=make_params())
+
+
+@pytest.mark.parametrize("fmt", ["RF64", "W64", "AIFF"])
+def test_truncated_file_in_another_container_behind_a_wav_name(tmp_path, rng, fmt):
+    path = tmp_path / "clip.wav"
+    sf.write(path, 0.3 * rng.uniform(-1, 1, 2 * 8000), 8000, format=fmt, subtype="PCM_16")
+    load_wav(path, sample_rate=8000, n_samples=2 * 8000)  # complete: accepted
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match=r"clip\.wav: truncated or corrupt: its header and its data disagree"):
+        load_wav(path, sample_rate=8000, n_samples=2 * 8000)
+
+
+def test_truncation_is_measured_in_frames_whatever_block_align_says(tmp_path, rng):
+    path = tmp_path / "clip.wav"
+    sf.write(path, 0.3 * rng.uniform(-1, 1, 8000), 8000, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    data[32:34] = (1).to_bytes(2, "little")  # block_align 1 for 16-bit mono
+    path.write_bytes(bytes(data[: 44 + 8000]))
+    with pytest.raises(DataError, match=r"declares 1\.000 s .* holds 0\.500 s"):
+        load_wav(path, sample_rate=8000, n_samples=8000)
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_metadata_that_is_not_a_regular_file(tmp_path, rng, kind):
+    root, meta, _ = _esc50(tmp_path, rng)
+    meta.unlink()
+    os.mkfifo(meta) if kind == "fifo" else meta.mkdir()
+    with pytest.raises(DataError, match=r"esc50\.csv: is a (FIFO|folder), not a regular file"):
+        open_dataset(name="esc50", root=root, params=make_params())
+
+
+def test_a_long_file_is_read_only_as_far_as_needed(tmp_path, rng, monkeypatch):
+    path = tmp_path / "long.wav"
+    sf.write(path, 0.3 * rng.uniform(-1, 1, 8000 * 90), 8000, subtype="PCM_16")  # 90 s
+    frames_read = []
+    real_read = sf.SoundFile.read
+    monkeypatch.setattr(sf.SoundFile, "read", lambda self, *a, **k: frames_read.append(k["frames"]) or real_read(self, *a, **k))
+    assert load_wav(path, sample_rate=8000, n_samples=8000).shape == (8000,)
+    assert frames_read == [60 * 8000]

@@ -166,7 +166,7 @@ def read_urbansound8k(*, root: Path, params: Params) -> Dataset:
                 f"UrbanSound8K's class {label} is {US8K_CLASSES[label]!r}"
             )
         file_name = check.file_name(row, "slice_file_name", line=line)
-        source = row["fsID"]
+        source = listing.source_id(row["fsID"])
         check.name_agrees(file_name, pattern=US8K_NAME, line=line, fields={"fsID": source, "classID": label})
         clips.append(
             Clip(
@@ -204,7 +204,7 @@ def _read_esc50_layout(
         fold = check.integer(row, "fold", line=line, lo=1, hi=n_folds)
         label = check.integer(row, "target", line=line, lo=0, hi=n_classes - 1)
         file_name = check.file_name(row, "filename", line=line)
-        source = row["src_file"]
+        source = listing.source_id(row["src_file"])
         check.name_agrees(
             file_name, pattern=ESC50_NAME, line=line, fields={"fold": fold, "src_file": source, "target": label}
         )
@@ -234,6 +234,8 @@ def _read_esc50_layout(
 def _require_layout(*, name: str, root: Path, metadata: Path) -> None:
     if (root / metadata).is_file():
         return
+    if (root / metadata).exists():
+        raise DataError(listing.regular_file_problem(root / metadata))
     found = [n for n, m in (("esc50", ESC50_CSV), ("urbansound8k", US8K_CSV)) if (root / m).is_file()]
     what = "does not exist" if not root.exists() else f"has no {metadata}"
     hint = f" (it looks like {found[0]})" if found else ""

@@ -8,7 +8,6 @@ can sit on both sides of a split.
 from __future__ import annotations
 
 import hashlib
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from advaudio.data.datasets import Clip
+from advaudio.data.listing import regular_file_problem
 from advaudio.data.wav import load_wav
 from advaudio.errors import DataError
 
@@ -27,20 +27,6 @@ class SkippedFile:
 
     path: Path
     reason: str
-
-
-def not_a_regular_file(path: Path) -> str:
-    """Why ``path`` cannot be read as a clip ("" if it is a regular file, symlinks followed)."""
-    try:
-        mode = path.stat().st_mode
-    except FileNotFoundError:
-        return f"{path}: listed audio file not found"
-    except OSError as exc:
-        return f"{path}: cannot be read ({exc.strerror})"
-    if stat.S_ISREG(mode):
-        return ""
-    kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
-    return f"{path}: is {kind}, not a regular file; advaudio reads only regular files (README: bringing a dataset)"
 
 
 def _decode_one(task: tuple[Path, int, int]) -> tuple[np.ndarray | None, str]:
@@ -92,7 +78,7 @@ def decode_clips(
         A missing, non-regular, unreadable, truncated, empty, silent, beyond-full-scale or non-finite file,
         or the same decoded audio under two names, unless ``skip_bad_files``.
     """
-    unreadable = {i: why for i, c in enumerate(clips) if (why := not_a_regular_file(c.path))}
+    unreadable = {i: why for i, c in enumerate(clips) if (why := regular_file_problem(c.path))}
     if unreadable and not skip_bad_files:
         raise DataError(
             f"{next(iter(unreadable.values()))} ({len(unreadable)} listed file(s) missing or not regular in "

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import re
+import stat
 from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -53,11 +54,16 @@ def read_rows(
             missing = [c for c in columns if c not in header]
             if missing:
                 raise DataError(f"{path}: missing column(s) {missing}; expected columns {list(columns)}")
+            repeated = sorted({h for h in header if header.count(h) > 1})
+            if repeated:
+                raise DataError(f"{path}, line 1: column(s) {repeated} appear more than once in the header")
             reader.fieldnames = header
             n_rows = 0
             for row in reader:
                 n_rows += 1
-                yield reader.line_num, _checked_row(row, path=path, line=reader.line_num, required=required)
+                # a quoted field may span lines; name the line the record starts on
+                line = reader.line_num - sum(v.count("\n") for v in row.values() if isinstance(v, str))
+                yield line, _checked_row(row, path=path, line=line, required=required)
     except UnicodeDecodeError as exc:
         raise DataError(f"{path}: not a UTF-8 csv ({exc})") from None
     except csv.Error as exc:
@@ -88,12 +94,12 @@ class RowChecker:
         return f"{self.csv_path}" if line is None else f"{self.csv_path}, line {line}"
 
     def integer(self, row: dict[str, str], column: str, *, line: int, lo: int, hi: int) -> int:
-        """``row[column]`` as an integer in ``[lo, hi]``."""
+        """``row[column]`` as an integer in ``[lo, hi]``; only ASCII digits with an optional sign (``int()``
+        would also take ``1_0`` and other scripts' digits)."""
         value = row[column]
-        try:
-            number = int(value)
-        except ValueError:
-            raise DataError(f"{self._at(line)}: column {column!r} must be an integer, got {value!r}") from None
+        if not re.fullmatch(r"[+-]?[0-9]+", value):
+            raise DataError(f"{self._at(line)}: column {column!r} must be an integer, got {value!r}")
+        number = int(value)
         if not lo <= number <= hi:
             raise DataError(
                 f"{self._at(line)}: column {column!r} is {number}; this dataset's {column} values are {lo}..{hi}"
@@ -114,7 +120,7 @@ class RowChecker:
         """Check that an official file name agrees with its row: each named group of ``pattern`` that is a
         key of ``fields`` must equal that column's value. Names that do not follow ``pattern`` are not
         compared (a user's own dataset in the official layout may name files freely)."""
-        match = re.fullmatch(pattern, name)
+        match = re.fullmatch(pattern, name, flags=re.IGNORECASE)
         if match is None:
             return
         for column, value in fields.items():
@@ -142,6 +148,26 @@ class RowChecker:
         if self._dvc_cache is False:
             self._dvc_cache = _dvc_cache_dir(self._resolved_root)
         return self._dvc_cache  # type: ignore[return-value]
+
+
+def source_id(value: str) -> str:
+    """A source id as one string per recording: a number without its leading zeros (``01004`` is ``1004``),
+    anything else as it is, so that two spellings of one recording cannot pass as two sources."""
+    return str(int(value)) if re.fullmatch(r"[0-9]+", value) else value
+
+
+def regular_file_problem(path: Path) -> str:
+    """Why ``path`` cannot be read as a file ("" if it is a regular file, symlinks followed)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return f"{path}: not found"
+    except OSError as exc:
+        return f"{path}: cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return ""
+    kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
+    return f"{path}: is {kind}, not a regular file; advaudio reads only regular files (README: bringing a dataset)"
 
 
 def check_listing(clips: Sequence["Clip"], *, csv_path: Path) -> tuple["Clip", ...]:

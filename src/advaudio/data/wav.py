@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import math
 import struct
 
 import librosa
@@ -30,7 +31,12 @@ FLOAT_PEAK_LIMIT = 2.0
 SAMPLE_RATE_RANGE = (1000, 768000)
 # A data chunk may miss at most this much of what its header declares (a torn last frame).
 TRUNCATION_TOLERANCE_S = 0.001
+# Files are read whole up to this length (clips stay byte-identical to a whole read); of a longer file, listed by
+# mistake, only this much is read, so an hour of audio costs no more memory than a minute.
+MAX_READ_S = 60.0
 _UNKNOWN_SIZES = (0, 0xFFFFFFFF)  # streaming writers leave the data size unset
+# What libsndfile's header log says when a container's sizes exceed the file (it then decodes what is there).
+_SIZE_DOUBTS = ("should be", "> file length", "does not match value", "not equal to frame count")
 
 
 def declared_data_shortfall(path: str | Path) -> tuple[int, int, int, int] | None:
@@ -38,9 +44,10 @@ def declared_data_shortfall(path: str | Path) -> tuple[int, int, int, int] | Non
 
     Returns
     -------
-    (declared, present, block_align, rate) or None
-        Byte counts of the ``data`` chunk, the frame size and the rate from ``fmt``; None for files that are
-        not RIFF/RIFX WAVE (RF64, W64, other formats) or whose header leaves the size unset.
+    (declared, present, frame_bytes, rate) or None
+        Byte counts of the ``data`` chunk, the bytes of one frame (channels x bytes per sample, from ``fmt``)
+        and the rate; None for files that are not RIFF/RIFX WAVE (RF64, W64, other formats) or whose header
+        leaves the size unset.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -49,7 +56,7 @@ def declared_data_shortfall(path: str | Path) -> tuple[int, int, int, int] | Non
         if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:12] != b"WAVE":
             return None
         endian = "<" if head[:4] == b"RIFF" else ">"
-        block_align = rate = 0
+        frame_bytes = rate = 0
         while True:
             chunk = fh.read(8)
             if len(chunk) < 8:
@@ -59,40 +66,73 @@ def declared_data_shortfall(path: str | Path) -> tuple[int, int, int, int] | Non
                 fmt = fh.read(16)
                 if len(fmt) < 16:
                     return None
-                _, _, rate, _, block_align = struct.unpack(endian + "HHIIH", fmt[:14])
+                _, channels, rate, _, block_align, bits = struct.unpack(endian + "HHIIHH", fmt)
+                # channels x bytes per sample, unless the header leaves them out; block_align may lie
+                frame_bytes = channels * ((bits + 7) // 8) or block_align
                 fh.seek(length - 16 + (length & 1), 1)
             elif tag == b"data":
                 if length in _UNKNOWN_SIZES:
                     return None
-                return length, max(0, size - fh.tell()), block_align, rate
+                return length, max(0, size - fh.tell()), frame_bytes, rate
             else:
                 fh.seek(length + (length & 1), 1)
 
 
 def check_header(*, path: str | Path) -> None:
-    """Refuse a WAV file whose data chunk holds less than its header declares.
+    """Refuse a file whose audio data holds less than its header declares.
+
+    RIFF/RIFX WAVE files are checked exactly (:func:`declared_data_shortfall`); for other containers behind a
+    ``.wav`` name (RF64, W64, AIFF, CAF, ...) libsndfile's own header log is read for the size mismatches it
+    notes (``Chunk size ... > file length``, ``... (should be ...)``) but then decodes past.
 
     Raises
     ------
     DataError
-        Naming the file, the declared and the present duration.
+        Naming the file and what the header and the data say.
     """
     found = declared_data_shortfall(path)
     if found is None:
+        doubt = _libsndfile_size_doubt(path)
+        if doubt:
+            raise DataError(f"{path}: truncated or corrupt: its header and its data disagree (libsndfile: {doubt})")
         return
-    declared, present, block_align, rate = found
-    if block_align <= 0 or rate <= 0:
+    declared, present, frame_bytes, rate = found
+    if frame_bytes <= 0 or rate <= 0:
         return  # libsndfile judges a broken fmt chunk itself
-    tolerance = max(block_align, int(TRUNCATION_TOLERANCE_S * rate) * block_align)
+    tolerance = max(frame_bytes, int(TRUNCATION_TOLERANCE_S * rate) * frame_bytes)
     if declared - present > tolerance:
         raise DataError(
-            f"{path}: truncated: its header declares {declared / block_align / rate:.3f} s of samples "
-            f"({declared} bytes) but the file holds {present / block_align / rate:.3f} s ({present} bytes)"
+            f"{path}: truncated: its header declares {declared / frame_bytes / rate:.3f} s of samples "
+            f"({declared} bytes) but the file holds {present / frame_bytes / rate:.3f} s ({present} bytes)"
         )
 
 
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+def _libsndfile_size_doubt(path: str | Path) -> str:
+    """The first line of libsndfile's header log that notes a size the file does not have ("" if none)."""
+    if not _is_riff_wave(path):
+        log = sf.info(str(path)).extra_info
+        for line in log.splitlines():
+            if any(mark in line for mark in _SIZE_DOUBTS):
+                return " ".join(line.replace("***", "").split())
+    return ""
+
+
+def _is_riff_wave(path: str | Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    return head[:4] in (b"RIFF", b"RIFX") and head[8:12] == b"WAVE"
+
+
+def read_wav(path: str | Path, *, seconds: float | None = None) -> tuple[np.ndarray, int]:
     """Read a WAV file as it is stored: float64 ``(frames, channels)`` and its sample rate.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    seconds : float, optional
+        The length the caller needs: at most ``max(seconds, MAX_READ_S)`` is read, so that an hour-long file
+        listed by mistake costs no more memory than a minute; None reads everything.
 
     Raises
     ------
@@ -105,12 +145,15 @@ def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
         raise DataError(f"{path}: audio file not found")
     try:
         check_header(path=path)
-        audio, rate = sf.read(str(path), dtype="float64", always_2d=True)
+        with sf.SoundFile(str(path)) as fh:
+            rate = fh.samplerate
+            lo, hi = SAMPLE_RATE_RANGE
+            if not lo <= rate <= hi:
+                raise DataError(f"{path}: sample rate {rate} Hz in its header; expected {lo}..{hi} Hz")
+            frames = -1 if seconds is None else math.ceil(max(seconds, MAX_READ_S) * rate)
+            audio = fh.read(frames=frames, dtype="float64", always_2d=True)
     except (sf.SoundFileError, OSError, struct.error) as exc:
         raise DataError(f"{path}: not a readable audio file ({exc})") from None
-    lo, hi = SAMPLE_RATE_RANGE
-    if not lo <= rate <= hi:
-        raise DataError(f"{path}: sample rate {rate} Hz in its header; expected {lo}..{hi} Hz")
     return audio, int(rate)
 
 
@@ -173,7 +216,7 @@ def load_wav(path: str | Path, *, sample_rate: int, n_samples: int) -> np.ndarra
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be positive, got {n_samples}")
-    audio, rate = read_wav(path)
+    audio, rate = read_wav(path, seconds=n_samples / sample_rate)
     check_audio(y=audio, path=path)  # per channel: averaging could hide one channel's overshoot
     y = to_mono(audio=audio)
     check_audio(y=y, path=path)
