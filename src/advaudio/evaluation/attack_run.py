@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
                           victims=None if spec.draws_victims else victims_path)
     results: dict[str, BudgetResult] = {}
     pool = ReaderPool(test, batch_size=batch)  # PIA's starting pool, read batch by batch
-    for i, name in enumerate(cfg.attacks):
+    for name in cfg.attacks:
         saved = store.load(name, shape=tuple(x.shape), n_levels=len(cfg.ladders[name]))
         if saved is not None:
             print(f"attack_{mode}: {name} resumes after rung {saved.level}/{saved.n_levels}"
@@ -122,7 +123,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
         results[name] = budget_search(
             name=name, model=model, x=x, labels=y_t, targets=t_t, ladder=list(cfg.ladders[name]),
             target_fooling_rate=cfg.target_fooling_rate, batch_size=batch, bound=bound, amp=cfg.amp,
-            starting_pool=pool, seed=params.seed + 1000 * i, resume=saved, on_rung=store.save,
+            starting_pool=pool, seed=attack_seed(seed=params.seed, name=name), resume=saved, on_rung=store.save,
         )
         r = results[name]
         print(f"attack_{mode}: {name} FR {r.fooling_rate:.2f} at level {r.level}/{r.n_levels} "
@@ -166,6 +167,21 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
         examples[f"{n}_adv"], examples[f"{n}_l2"] = r.adv[:k], r.l2[:k]
     victims = {"rows": rows, "labels": labels, "targets": targets}
     return ModeRun(metrics=metrics, curves=curves, results=out, examples=examples, victims=victims, store=store)
+
+
+def attack_seed(*, seed: int, name: str) -> int:
+    """The seed of attack ``name``'s budget search, derived from the params' ``seed`` and the name alone.
+
+    So an attack's random draws (PIA's, the only seeded one) do not depend on which other attacks run or in
+    what order. CRC-32 of ``"<seed>/<name>"`` is stable across processes and Python versions (unlike
+    ``hash``, which is salted per process); the search adds the rung index (:func:`budget_search`).
+
+    Returns
+    -------
+    int
+        In ``[0, 2**32)``.
+    """
+    return zlib.crc32(f"{seed}/{name}".encode())
 
 
 def _resume_store(*, params: Params, mode: str, root: Path, device: torch.device, victims: Path | None) -> ResumeStore:
