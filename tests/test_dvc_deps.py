@@ -182,3 +182,35 @@ def test_the_import_reader_follows_function_imports_submodules_and_parent_packag
     got = {p.relative_to(tmp_path).as_posix() for p in imported_files(script, package="pkg", src=tmp_path)}
     assert got == {"pkg/__init__.py", "pkg/top.py", "pkg/lazy.py", "pkg/leaf.py", "pkg/sub/__init__.py",
                    "pkg/base.py", "pkg/sub/mod.py"}
+
+
+def test_the_attack_stages_are_one_foreach_entry_that_matches_the_modes():
+    """dvc.yaml generates attack@<mode> from one block (issue 18 item 3), with the checkpoint and victims each
+    mode reads (advaudio.evaluation.modes) and the metrics file names the tables stage reads."""
+    import yaml
+
+    from advaudio.evaluation.modes import MODES
+    from advaudio.report.inputs import MODES as REPORTED_MODES
+
+    written = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    assert list(written["attack"]["foreach"]) == list(MODES)
+    assert not [name for name in written if name.startswith("attack_")]  # no hand-written attack block left
+    stages = dvc_stages()
+    assert sorted(s for s in stages if s.startswith("attack")) == sorted(f"attack@{m}" for m in MODES)
+    for mode, spec in MODES.items():
+        cmd, deps = stages[f"attack@{mode}"]
+        assert cmd == f"python stages/attack.py --mode {mode}"
+        assert f"build/model/{spec.checkpoint}" in deps
+        assert ("build/attacks/clean" in deps) is not spec.draws_victims, mode
+    assert set(REPORTED_MODES) == set(MODES)
+
+
+def test_every_attack_stage_writes_the_metrics_the_tables_stage_reads():
+    from dvc.repo import Repo
+
+    from advaudio.report.inputs import MODES
+
+    with Repo(str(ROOT)) as repo:
+        declared = {out.def_path for stage in repo.index.stages for out in stage.outs}
+    assert {f"metrics/attack_{m}.json" for m in MODES} <= declared
+    assert {f"metrics/curves/attack_{m}" for m in MODES} <= declared
