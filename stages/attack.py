@@ -1,4 +1,4 @@
-"""Stage `attack_<mode>`: run the six attacks with budget search and write metrics, curves and examples.
+"""Stage `attack@<mode>` (one `foreach` entry of dvc.yaml per mode): run the six attacks with budget search and write metrics, curves and examples.
 
 `--mode clean` attacks build/model/model.pt and draws the victims; `clean_bounded` attacks it with
 ||delta||_2 <= attack.bound; `bounded` (with the bound) and `unbounded` attack build/model/retrained.pt; all
@@ -22,7 +22,7 @@ from advaudio.stage_log import run_stage, stage_summary
 
 def main(*, mode: str) -> int:
     reexec_with_tcmalloc()
-    stage = f"attack_{mode}"
+    stage, stem = f"attack@{mode}", f"attack_{mode}"  # DVC's stage name; its files keep the stem
     with stage_summary(stage, "victims") as counter:
         run = run_mode(params=load_params("params.yaml"), mode=mode)
         out = f"build/attacks/{mode}"
@@ -35,8 +35,8 @@ def main(*, mode: str) -> int:
             writer = csv.writer(buf, lineterminator="\n")
             writer.writerow(["epsilon", "fooling_rate"])
             writer.writerows((f"{e:.6g}", f"{f:.6g}") for e, f in curve)
-            write_text(f"metrics/curves/{stage}/{name}.csv", buf.getvalue())
-        write_json(f"metrics/{stage}.json", run.metrics)
+            write_text(f"metrics/curves/{stem}/{name}.csv", buf.getvalue())
+        write_json(f"metrics/{stem}.json", run.metrics)
         run.store.clear()  # every output is written: the saved search states are no longer needed
         counter.items = run.metrics["n_victims"] * len(run.curves)
     failed = [k for k, v in run.metrics["sanity"].items() if not v]
@@ -48,4 +48,4 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mode", choices=list(MODES), required=True)
     mode = parser.parse_args().mode
-    run_stage(f"attack_{mode}", lambda: main(mode=mode))
+    run_stage(f"attack@{mode}", lambda: main(mode=mode))

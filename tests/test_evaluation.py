@@ -322,3 +322,25 @@ def test_attack_stages_and_recheck_never_hold_the_whole_test_split(tmp_path, mon
     for mode in runs:
         rates = recheck.recheck_mode(mode=mode, root=root)
         assert rates and all(reported == rechecked for reported, rechecked in rates.values()), rates
+
+
+def test_an_attack_seed_depends_on_the_seed_and_the_attack_name_only():
+    from advaudio.evaluation.attack_run import attack_seed
+
+    pia = attack_seed(seed=3, name="pia")
+    assert pia == 42_558_291  # CRC-32 of "3/pia": fixed forever, or every PIA result changes
+    assert len({attack_seed(seed=3, name=n) for n in ("bim_a", "bim_b", "cw", "deepfool", "jsma", "pia")}) == 6
+    assert attack_seed(seed=4, name="pia") != pia
+
+
+def test_removing_an_attack_leaves_the_others_results_byte_identical(tmp_path, monkeypatch):
+    """Issue 18: PIA's per-victim results do not depend on which attacks run before it (its seed once did)."""
+    from advaudio.evaluation import attack_run
+
+    monkeypatch.setattr(attack_run, "load_victim", _band_victim)
+    every = _run_stage(_stage_root(tmp_path / "every"), modes=("clean",))["clean"].results
+    root = _stage_root(tmp_path / "pia")
+    _set_attack_params(root, attacks=["pia"])
+    alone = _run_stage(root, modes=("clean",))["clean"].results
+    for key in ("pia_l2", "pia_success", "pia_adv"):
+        assert alone[key].tobytes() == every[key].tobytes(), key

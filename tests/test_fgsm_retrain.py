@@ -60,6 +60,16 @@ def _bn_model() -> torch.nn.Module:
     return model
 
 
+
+def test_craft_fgsm_is_the_registered_fgsm_attack():
+    """Retraining calls foolbox's FGSM directly (it must not import the attack registry): the same x' bit for
+    bit as the registered ``fgsm`` on a network with BatchNorm."""
+    model = _bn_model().eval()
+    x, y = torch.rand(6, 1, 8, 8, generator=torch.Generator().manual_seed(2)), torch.tensor([0, 1, 2, 0, 1, 2])
+    registered = ATTACKS.get("fgsm")().run(fb.PyTorchModel(model, bounds=(0, 1)), x,
+                                           fb.criteria.Misclassification(y), epsilon=0.05)
+    assert torch.equal(craft_fgsm(model, x, y, epsilon=0.05), registered)
+
 def test_alpha_zero_updates_batchnorm_statistics_from_the_adversarial_batch_only():
     model = _bn_model().train()
     x, y = torch.rand(8, 1, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])

@@ -135,7 +135,7 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     exp = _run(["dvc", "exp", "run", "-S", "representation=dwt"], repo)
     assert exp.returncode == 0, exp.stdout[-4000:] + exp.stderr[-4000:]
     ran = {line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage")}
-    assert {"spectrogram", "train", "attack_clean", "tables"} <= ran
+    assert {"spectrogram", "train", "attack@clean", "tables"} <= ran
     assert not ran & {"synth", "augment"}, ran
 
     bad = _run(["dvc", "exp", "run", "-S", "model=vgg61"], repo)

@@ -24,8 +24,8 @@ STAGE_RUNS = [
     ("spectrogram.py", [], "spectrogram"),
     ("tables.py", [], "tables"),
     pytest.param("train.py", [], "train", marks=_TORCH),
-    pytest.param("attack.py", ["--mode", "clean"], "attack_clean", marks=_TORCH),
-    pytest.param("attack.py", ["--mode", "unbounded"], "attack_unbounded", marks=_TORCH),
+    pytest.param("attack.py", ["--mode", "clean"], "attack@clean", marks=_TORCH),
+    pytest.param("attack.py", ["--mode", "unbounded"], "attack@unbounded", marks=_TORCH),
     pytest.param("fgsm_retrain.py", [], "fgsm_retrain", marks=_TORCH),
     pytest.param("fgsm_retrain.py", ["--control"], "clean_finetune", marks=_TORCH),
 ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     test_labels, class_names = test.y.numpy(), list(meta["class_names"])
     victims_path = root / "build/attacks/clean/victims.npz"
     batch = attack_batch_size(explicit=cfg.batch_size, model=model, input_shape=meta["input_shape"], device=device)
-    print(f"attack_{mode}: {batch} victims per batch "
+    print(f"attack@{mode}: {batch} victims per batch "
           f"({'attack.batch_size' if cfg.batch_size else 'sized from measured memory'})", flush=True)
     with exact_float32():
         logits = predict_batches(model, (xb for xb, _ in test.batches(batch_size=batch, device=device)))
@@ -94,7 +95,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
         rows, targets = select_victims(labels=test_labels, predictions=preds, n_victims=cfg.n_victims,
                                        n_classes=len(class_names), seed=params.seed)
         if len(rows) < cfg.n_victims:
-            print(f"attack_{mode}: WARNING: attack.n_victims = {cfg.n_victims}, but only {len(rows)} of the "
+            print(f"attack@{mode}: WARNING: attack.n_victims = {cfg.n_victims}, but only {len(rows)} of the "
                   f"{len(test_labels)} test clips are classified correctly; attacking {len(rows)} "
                   f"(n_victims and n_victims_requested in metrics/attack_{mode}.json)", file=sys.stderr, flush=True)
     else:
@@ -107,25 +108,25 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
 
     bound_l2 = effective_bound(params=params, representation=str(meta["representation"]),
                                input_shape=meta["input_shape"], profiles_dir=root / PROFILES_DIR)
-    print(f"attack_{mode}: L2 bound {bound_l2:.4g} (attack.bound {cfg.bound:g}, scaling {cfg.bound_scaling})",
+    print(f"attack@{mode}: L2 bound {bound_l2:.4g} (attack.bound {cfg.bound:g}, scaling {cfg.bound_scaling})",
           flush=True)
     bound = bound_l2 if spec.bounded else None
     store = _resume_store(params=params, mode=mode, root=root, device=device,
                           victims=None if spec.draws_victims else victims_path)
     results: dict[str, BudgetResult] = {}
     pool = ReaderPool(test, batch_size=batch)  # PIA's starting pool, read batch by batch
-    for i, name in enumerate(cfg.attacks):
+    for name in cfg.attacks:
         saved = store.load(name, shape=tuple(x.shape), n_levels=len(cfg.ladders[name]))
         if saved is not None:
-            print(f"attack_{mode}: {name} resumes after rung {saved.level}/{saved.n_levels}"
+            print(f"attack@{mode}: {name} resumes after rung {saved.level}/{saved.n_levels}"
                   f"{' (finished)' if saved.finished else ''}", flush=True)
         results[name] = budget_search(
             name=name, model=model, x=x, labels=y_t, targets=t_t, ladder=list(cfg.ladders[name]),
             target_fooling_rate=cfg.target_fooling_rate, batch_size=batch, bound=bound, amp=cfg.amp,
-            starting_pool=pool, seed=params.seed + 1000 * i, resume=saved, on_rung=store.save,
+            starting_pool=pool, seed=attack_seed(seed=params.seed, name=name), resume=saved, on_rung=store.save,
         )
         r = results[name]
-        print(f"attack_{mode}: {name} FR {r.fooling_rate:.2f} at level {r.level}/{r.n_levels} "
+        print(f"attack@{mode}: {name} FR {r.fooling_rate:.2f} at level {r.level}/{r.n_levels} "
               f"in {r.seconds:.1f} s", flush=True)
 
     xn = x.cpu().numpy()
@@ -147,7 +148,7 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
     sanity = run_sanity_checks(model=model, x=x, labels=y_t, results=results, epsilons=grid, batch_size=batch,
                                bounded=spec.bounded, bound=bound_l2, target_fooling_rate=cfg.target_fooling_rate)
     for check, ok in sanity.items():
-        print(f"attack_{mode}: sanity {check}: {'pass' if ok else 'FAIL'}", flush=True)
+        print(f"attack@{mode}: sanity {check}: {'pass' if ok else 'FAIL'}", flush=True)
     metrics["sanity"] = sanity
     metrics["n_victims"] = len(rows)
     metrics["n_victims_requested"] = cfg.n_victims  # more than n_victims when too few clips were correct
@@ -166,6 +167,21 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
         examples[f"{n}_adv"], examples[f"{n}_l2"] = r.adv[:k], r.l2[:k]
     victims = {"rows": rows, "labels": labels, "targets": targets}
     return ModeRun(metrics=metrics, curves=curves, results=out, examples=examples, victims=victims, store=store)
+
+
+def attack_seed(*, seed: int, name: str) -> int:
+    """The seed of attack ``name``'s budget search, derived from the params' ``seed`` and the name alone.
+
+    So an attack's random draws (PIA's, the only seeded one) do not depend on which other attacks run or in
+    what order. CRC-32 of ``"<seed>/<name>"`` is stable across processes and Python versions (unlike
+    ``hash``, which is salted per process); the search adds the rung index (:func:`budget_search`).
+
+    Returns
+    -------
+    int
+        In ``[0, 2**32)``.
+    """
+    return zlib.crc32(f"{seed}/{name}".encode())
 
 
 def _resume_store(*, params: Params, mode: str, root: Path, device: torch.device, victims: Path | None) -> ResumeStore:
@@ -190,9 +206,9 @@ def load_victim(path: Path, *, device: torch.device) -> torch.nn.Module:
 
 def _load_victims(path: Path, test_labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
-        raise DataError(f"{str(path)!r} not found; run attack_clean first (it draws the victims)")
-    z = read_npz(path, keys=["rows", "labels", "targets"], kind="an advaudio victims file", hint="rerun attack_clean")
+        raise DataError(f"{str(path)!r} not found; run attack@clean first (it draws the victims)")
+    z = read_npz(path, keys=["rows", "labels", "targets"], kind="an advaudio victims file", hint="rerun attack@clean")
     rows, labels, targets = z["rows"], z["labels"], z["targets"]
     if rows.max(initial=-1) >= len(test_labels) or not np.array_equal(test_labels[rows], labels):
-        raise DataError(f"{str(path)!r} does not match build/features/test.csv; rerun attack_clean")
+        raise DataError(f"{str(path)!r} does not match build/features/test.csv; rerun attack@clean")
     return rows.astype(np.int64), targets.astype(np.int64)

@@ -79,14 +79,14 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
     victims_path = root / "build/attacks/clean/victims.npz"
     for path in (metrics_path, results_path, victims_path):
         if not path.is_file():
-            raise DataError(f"{str(path)!r} not found; run `dvc repro attack_{mode}` first")
-    reported = read_json_object(metrics_path, missing_hint=f"run `dvc repro attack_{mode}` first")
+            raise DataError(f"{str(path)!r} not found; run `dvc repro attack@{mode}` first")
+    reported = read_json_object(metrics_path, missing_hint=f"run `dvc repro attack@{mode}` first")
     victims = read_npz(victims_path, keys=["rows", "labels", "targets"], kind="an advaudio victims file",
-                       hint="rerun attack_clean")
+                       hint="rerun attack@clean")
     rows, labels, targets = victims["rows"], victims["labels"], victims["targets"]
     if rows.min(initial=0) < 0 or rows.max(initial=-1) >= len(test):
         raise DataError(f"{str(victims_path)!r} names rows outside the {len(test)} rows of "
-                        "build/features/test.csv; rerun attack_clean")
+                        "build/features/test.csv; rerun attack@clean")
     x = test.read(rows).numpy()  # the victims only
     # recomputed from the params, not read from the metrics under check
     bound = effective_bound(params=params, representation=str(meta["representation"]),
@@ -94,7 +94,7 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
     out = {}
     for name in params.attack.attacks:  # one attack's adversarials in memory at a time
         adv = read_npz(results_path, keys=[f"{name}_adv"], kind="an advaudio attack results file",
-                       hint=f"rerun attack_{mode}")[f"{name}_adv"]
+                       hint=f"rerun attack@{mode}")[f"{name}_adv"]
         ok = rechecked_success(
             model=model, x=x, adv=adv, labels=labels,
             targets=targets if ATTACKS.get(name).targeted else None,

@@ -150,7 +150,7 @@ def project_cell(
         # the stage classifies the test split once to pick victims; PIA's search classifies it once more as its
         # starting pool (once per search: evaluation/budget.py), which measured counts already include
         test_passes = 1 + int(pia and not calls.calibrated)
-        plan.seconds[f"attack_{mode}"] = victims * per_victim + test_passes * facts.n_test * net.forward_seconds
+        plan.seconds[f"attack@{mode}"] = victims * per_victim + test_passes * facts.n_test * net.forward_seconds
     sample_bytes = n_features * FLOAT32
     batch = net.batch_size
     activations = batch * net.backward_bytes

@@ -13,7 +13,7 @@ interval (``<key>_ci_low``, ``<key>_ci_high``) and every clean-vs-retrained comp
 * ``bounded_fooling_rate`` (Table II): mean over the attacks of the retrained model's fooling rate with
   ||delta||_2 <= ``attack.bound`` (recomputed from ``build/attacks/bounded/results.npz`` with the one
   tolerance of :func:`advaudio.evaluation.ball.within_bound`, and checked against ``fr_at_bound`` of
-  ``attack_bounded``); ``bounded_fooling_rate_clean``: the same for the original model (``clean_bounded``). Both come from the same
+  ``attack@bounded``); ``bounded_fooling_rate_clean``: the same for the original model (``clean_bounded``). Both come from the same
   bounded attack (BIM's epsilon capped at the bound, every adversarial projected onto the ball) on the same
   victims, so the pair is comparable; the original model's unbounded search is not used here because its
   adversarials were not optimised within the bound.
@@ -22,8 +22,8 @@ interval (``<key>_ci_low``, ``<key>_ci_high``) and every clean-vs-retrained comp
 * ``eps_ratio`` (Table III, Eq. 15): per attack, eps_r = eps_a / eps_o, with eps the mean ||delta||_2 over
   the **paired** victims: those both models classify correctly and both attacks fool
   (``eps_ratio_<attack>_n_pairs``; ``eps_ratio_n_pairs`` sums them over the attacks in the mean), at the
-  budget that reached FR >= ``attack.target_fooling_rate``; eps_a from ``attack_unbounded`` (retrained),
-  eps_o from ``attack_clean`` (original). ``eps_ratio_unpaired`` is the study's figure: the same mean of
+  budget that reached FR >= ``attack.target_fooling_rate``; eps_a from ``attack@unbounded`` (retrained),
+  eps_o from ``attack@clean`` (original). ``eps_ratio_unpaired`` is the study's figure: the same mean of
   ratios of ``mean_l2`` over each model's own successes (different victims, and victims the retrained
   model already misclassifies counted at ||delta||_2 = 0 for DeepFool). ``eps_ratio`` is the
   **mean of the per-attack ratios**, so every attack weighs the same whatever its typical perturbation size

@@ -198,8 +198,8 @@ def _attack_detail(
     return (
         "## Per-attack detail\n\n"
         f"Victims: {suite['clean'].n_victims}. FR (search): fooling rate at the budget level reached "
-        f"(target {100 * target_fooling_rate:.0f} %). Search and eps: `attack_clean` (original) and "
-        "`attack_unbounded` (retrained); within the bound: `attack_clean_bounded` and `attack_bounded`, the same "
+        f"(target {100 * target_fooling_rate:.0f} %). Search and eps: `attack@clean` (original) and "
+        "`attack@unbounded` (retrained); within the bound: `attack@clean_bounded` and `attack@bounded`, the same "
         "bounded attack on both models.\n\n"
         f"### Fooling rates\n\n{tabulate(fr_rows, fr_head, **_TABULATE)}\n\n"
         f"### Perturbation size\n\n{tabulate(eps_rows, eps_head, **_TABULATE)}\n\n"

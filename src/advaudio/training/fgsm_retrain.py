@@ -7,11 +7,13 @@ The study trains on J(x', l, w) alone (alpha = 0), and so does our default: it i
 numbers Tables I-III report, and it gives the largest robustness gain (the drop in clean accuracy it
 costs is part of what Table I shows). alpha = 0.5, Goodfellow's choice, keeps more clean accuracy.
 
-x' is crafted on the fly from the current weights with foolbox's FGSM (the registered ``fgsm`` attack,
-:func:`craft_fgsm`), in the mode the training loop set (train mode: dropout stays on, as in Goodfellow et
-al.) except for BatchNorm, which is frozen while crafting (:func:`frozen_batchnorm`): in train mode it would
-fold the clean batch into its running statistics and normalise x with x's own batch statistics, so at
-alpha = 0 the running statistics would be half clean data although the loss never sees x.
+x' is crafted on the fly from the current weights with foolbox's ``LinfFastGradientAttack`` without random
+start (:func:`craft_fgsm`): the registered ``fgsm`` attack, not taken from the registry, whose import would
+make retraining depend on every attack's code. It is crafted in the mode the training loop set (train mode:
+dropout stays on, as in Goodfellow et al.) except for BatchNorm, which is frozen while crafting
+(:func:`frozen_batchnorm`): in train mode it would fold the clean batch into its running statistics and
+normalise x with x's own batch statistics, so at alpha = 0 the running statistics would be half clean data
+although the loss never sees x.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advaudio.attacks import ATTACKS
 from advaudio.config import Params, resolve_device
 from advaudio.models import build_model
 from advaudio.models.checkpoint import make_config
@@ -62,7 +63,7 @@ def frozen_batchnorm(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def craft_fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: float) -> torch.Tensor:
-    """x' = clip(x + epsilon * sign(grad_x CE(model(x), y)), 0, 1) by the registered ``fgsm`` attack (foolbox).
+    """x' = clip(x + epsilon * sign(grad_x CE(model(x), y)), 0, 1) by foolbox's ``LinfFastGradientAttack``.
 
     Crafted under :func:`frozen_batchnorm`; other modules keep their mode. Calls the attack's ``run`` (one
     forward and one backward pass), not foolbox's ``__call__``, which would add a forward pass to report
@@ -81,7 +82,8 @@ def craft_fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epsilon: f
     """
     with frozen_batchnorm(model):
         fmodel = _foolbox_model(model, device=x.device)
-        x_adv = ATTACKS.get("fgsm")().run(fmodel, x.detach(), fb.criteria.Misclassification(y), epsilon=epsilon)
+        attack = fb.attacks.LinfFastGradientAttack(random_start=False)
+        x_adv = attack.run(fmodel, x.detach(), fb.criteria.Misclassification(y), epsilon=epsilon)
     return x_adv.detach()
 
 
