@@ -12,6 +12,8 @@ from advaudio.config import Params, load_params, params_from_dict, validate_choi
 from advaudio.errors import ConfigError
 from advaudio.registry import Registry
 
+LADDERS = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["attack"]["ladders"]
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -224,7 +226,7 @@ def test_per_model_training_overrides_apply_to_that_model_only():
 
 
 def test_per_model_overrides_name_a_registered_model():
-    params = params_from_dict({"train": {"by_model": {"vgg61": {"lr": 0.01}}}})
+    params = params_from_dict({"train": {"by_model": {"vgg61": {"lr": 0.01}}}, "attack": {"ladders": LADDERS}})
     with pytest.raises(ConfigError, match=r"train.by_model key 'vgg61' is not allowed; choose from \['alexnet'"):
         validate_choices(params)
 
@@ -257,7 +259,7 @@ def _with_ladder(name, ladder):
          "attack.ladders.bim_b[1].abs_stepsize = 0; expected a finite number or null in (0.0"),
         ("bim_b", [{"epsilon": 1.0, "step": 10}], "attack.ladders.bim_b[0] has unknown setting(s) ['step']; allowed:"),
         ("deepfool", [{"steps": 10, "epsilon": 1.0}], "attack.ladders.deepfool[0] has unknown setting(s) ['epsilon'] (this attack minimises"),
-        ("deepfool", [{"steps": 0}], "attack.ladders.deepfool[0].steps = 0; expected an integer in [1, inf]"),
+        ("deepfool", [{"steps": 0}], "attack.ladders.deepfool[0].steps = 0; expected an integer in [1, 1000000]"),
         ("deepfool", [{"candidates": 1}], "attack.ladders.deepfool[0].candidates = 1"),
         ("jsma", [{"max_iterations": 0}], "attack.ladders.jsma[0].max_iterations = 0"),
         ("jsma", [{"theta": 2.0}], "attack.ladders.jsma[0].theta = 2.0; expected a finite number in (0.0, 1.0]"),
@@ -266,7 +268,7 @@ def _with_ladder(name, ladder):
         ("cw", [{"c": -1.0}], "attack.ladders.cw[0].c = -1.0"),
         ("cw", [{"c": 1.0, "binary_search_steps": 0}], "attack.ladders.cw[0].binary_search_steps = 0"),
         ("cw", [{"confidence": -0.5}], "attack.ladders.cw[0].confidence = -0.5"),
-        ("pia", [{"epsilon": 0.1, "samples": 51}], "attack.ladders.pia[0].samples = 51; expected an integer in [2, inf] and even"),
+        ("pia", [{"epsilon": 0.1, "samples": 51}], "attack.ladders.pia[0].samples = 51; expected an integer in [2, 100000] and even"),
         ("pia", [{"epsilon": 0.1, "seed": 3}], "attack.ladders.pia[0] has unknown setting(s) ['seed'] (the budget search seeds"),
         ("pia", [{"epsilon": 0.1, "norm": "l1"}], "attack.ladders.pia[0].norm = 'l1'"),
         ("pia", [{"epsilon": math.inf}], "attack.ladders.pia[0].epsilon = inf"),
@@ -280,7 +282,8 @@ def test_bad_ladder_rungs_are_refused_by_name(name, ladder, message):
 
 
 def test_ladder_rungs_are_checked_by_load_params(tmp_path):
-    (tmp_path / "params.yaml").write_text("attack:\n  ladders:\n    bim_a:\n    - epsilon: -1\n      steps: 20\n")
+    (tmp_path / "params.yaml").write_text(
+        "attack:\n  attacks: [bim_a]\n  ladders:\n    bim_a:\n    - epsilon: -1\n      steps: 20\n")
     with pytest.raises(ConfigError, match=r"params.yaml: attack.ladders.bim_a\[0\].epsilon = -1"):
         load_params(tmp_path / "params.yaml")
 
@@ -305,3 +308,74 @@ def test_every_attacks_rung_limits_name_exactly_its_constructor_parameters():
             defaults["epsilon"] = 1.0
         check_rung(cls, defaults, key=f"attack.ladders.{name}[0]")
         cls(**{k: v for k, v in defaults.items() if k != "epsilon"})  # what the limits accept, the constructor does
+
+
+# --- held-out trials that got through a first version -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("seed: 0\nseed: 7\n", r"key 'seed' given twice \(lines 1 and 2\)"),
+        ("train:\n  epochs: 3\n  epochs: 4\n", r"key 'epochs' given twice \(lines 2 and 3\)"),
+        ("seed: &a 1\nsynth:\n  n_folds: *a\n", r"alias \*a refused"),
+        ("seed: 1" + "0" * 400 + "\n", r"seed = 1000.*is out of range"),
+        ("train:\n  lr: 1" + "0" * 400 + "\n", r"train.lr = 1000.*too large"),
+        ("attack:\n  attacks: [cw]\n  ladders:\n    cw:\n    - c: 1" + "0" * 400 + "\n",
+         r"attack.ladders.cw\[0\].c = 1000.*expected a finite number in \(0.0, 1000000.0\]"),
+        ("attack:\n  attacks: [cw, pia]\n  ladders:\n    cw:\n    - c: 1.0\n", r"no ladder for \['pia'\]"),
+        ("attack:\n  attacks: [pia]\n  ladders:\n    pia:\n    - epsilon: 0.1\n      samples: 2000000000\n",
+         r"pia\[0\].samples = 2000000000; expected an integer in \[2, 100000\]"),
+        ("attack:\n  attacks: [deepfool]\n  ladders:\n    deepfool:\n    - steps: 1000000000000\n",
+         r"deepfool\[0\].steps = 1000000000000; expected an integer in \[1, 1000000\]"),
+        ("attack:\n  attacks: [bim_a]\n  ladders:\n    bim_a:\n    - epsilon: 1.0e+300\n",
+         r"bim_a\[0\].epsilon = 1e\+300"),
+    ],
+)
+def test_params_files_that_a_first_version_accepted_or_crashed_on(tmp_path, text, expected):
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ConfigError, match=expected):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_an_alias_bomb_is_refused_at_once_with_a_short_message(tmp_path):
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    (tmp_path / "params.yaml").write_text("\n".join(lines) + "\nseed: *a8\n")
+    with pytest.raises(ConfigError, match=r"alias \*a0 refused") as err:
+        load_params(tmp_path / "params.yaml")
+    assert len(str(err.value)) < 500
+
+
+@pytest.mark.parametrize("content", [b"# caf\xe8\nseed: 0\n", b"\xff\xfeseed: 0\n"])
+def test_a_params_file_that_is_not_utf8_is_named(tmp_path, content):
+    (tmp_path / "params.yaml").write_bytes(content)
+    with pytest.raises(ConfigError, match=r"params.yaml' is not UTF-8 text"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_a_profile_that_is_a_folder_is_named(tmp_path):
+    (tmp_path / "profiles" / "evil.yaml").mkdir(parents=True)
+    (tmp_path / "params.yaml").write_text("profile: evil\n")
+    with pytest.raises(ConfigError, match=r"evil.yaml' cannot be read"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_a_long_value_is_shortened_in_messages():
+    with pytest.raises(ConfigError) as err:
+        params_from_dict({"model": ["x" * 10_000] * 1000})
+    assert "model must be a string" in str(err.value) and len(str(err.value)) < 300
+
+
+def test_a_cuda_device_this_machine_lacks_is_refused(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    params = params_from_dict({"device": "cuda:99", "attack": {"ladders": LADDERS}})
+    with pytest.raises(ConfigError, match=r"device 'cuda:99' is not available: this machine has 2 CUDA device"):
+        validate_choices(params)
+    validate_choices(params_from_dict({"device": "cuda:1", "attack": {"ladders": LADDERS}}))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"device 'cuda' is not available: this machine has no usable CUDA"):
+        validate_choices(params_from_dict({"device": "cuda", "attack": {"ladders": LADDERS}}))

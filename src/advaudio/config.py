@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -216,7 +217,7 @@ class TrainConfig:
         overrides = self.by_model.get(model, {})
         key = f"train.by_model.{model}"
         if not isinstance(overrides, dict):
-            raise ConfigError(f"{key} must be a mapping of {list(PER_MODEL_TRAIN_KEYS)}, got {overrides!r}")
+            raise ConfigError(f"{key} must be a mapping of {list(PER_MODEL_TRAIN_KEYS)}, got {_show(overrides)}")
         unknown = sorted(set(overrides) - set(PER_MODEL_TRAIN_KEYS))
         if unknown:
             raise ConfigError(f"{key} has unknown key(s) {unknown}; allowed: {list(PER_MODEL_TRAIN_KEYS)}")
@@ -270,7 +271,7 @@ class AttackConfig:
         for name, ladder in self.ladders.items():
             if not isinstance(ladder, list) or not ladder or not all(isinstance(r, dict) for r in ladder):
                 raise ConfigError(
-                    f"attack.ladders.{name} = {ladder!r}; expected a non-empty list of rungs (mappings of kwargs)"
+                    f"attack.ladders.{name} = {_show(ladder)}; expected a non-empty list of rungs (mappings of kwargs)"
                 )
 
 
@@ -345,10 +346,10 @@ def load_params(path: str | Path = DEFAULT_PARAMS, *, check_choices: bool = True
     path = Path(path)
     raw = _read_yaml(path, what="params file") or {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"params file {str(path)!r} must hold a mapping, got {raw!r}")
+        raise ConfigError(f"params file {str(path)!r} must hold a mapping, got {_show(raw)}")
     profile = raw.get("profile", "default")
     if not isinstance(profile, str):
-        raise ConfigError(f"profile must be a string, got {profile!r}")
+        raise ConfigError(f"profile must be a string, got {_show(profile)}")
     profiles_dir = path.parent / PROFILES_DIR
     raw = merge_overrides(raw, load_profile(profile, profiles_dir=profiles_dir))
     try:
@@ -427,46 +428,95 @@ def validate_choices(params: Params) -> None:
             check_rung(ATTACKS.get(name), rung, key=f"attack.ladders.{name}[{i}]")
     for name in params.train.by_model:
         _check_choice("train.by_model key", name, MODELS.names())
+    missing = [a for a in params.attack.attacks if a not in params.attack.ladders]
+    if missing:
+        raise ConfigError(f"attack.ladders has no ladder for {missing}; every attack in attack.attacks needs one")
+    resolve_device(params.device)
 
 
 def resolve_device(name: str) -> str:
-    """Map ``'auto'`` to ``'cuda'`` when a GPU is available, else ``'cpu'``; other names pass through."""
-    if name != "auto":
+    """Map ``'auto'`` to ``'cuda'`` when a GPU is available, else ``'cpu'``; other names pass through.
+
+    Raises
+    ------
+    ConfigError
+        For ``cuda`` or ``cuda:N`` on a machine without that CUDA device.
+    """
+    if name == "cpu":
         return name
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(name.partition(":")[2] or 0)
+    if index >= count:
+        have = f"{count} CUDA device(s)" if count else "no usable CUDA device"
+        raise ConfigError(f"device {name!r} is not available: this machine has {have}; "
+                          "expected 'auto', 'cpu' or an existing 'cuda[:N]'")
+    return name
 
 
 # --- helpers ---------------------------------------------------------------------------------------
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (the last would silently win) and
+    aliases (``*a``: a few lines of them expand to gigabytes; a params file never needs one)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.constructor.ConstructorError(
+                None, None, f"alias *{event.anchor} refused (params files hold plain values)", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (lines {seen[key].start_mark.line + 1} and "
+                    f"{key_node.start_mark.line + 1})", key_node.start_mark)
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path, *, what: str) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except FileNotFoundError:
         raise ConfigError(f"{what} {str(path)!r} not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what} {str(path)!r} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {str(path)!r} cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
 
 
 def _check_choice(key: str, value: Any, allowed: list[str]) -> None:
     if value not in allowed:
-        raise ConfigError(f"{key} {value!r} is not allowed; choose from {sorted(allowed)}")
+        raise ConfigError(f"{key} {_show(value)} is not allowed; choose from {sorted(allowed)}")
 
 
 def _check_range(key: str, value: float, lo: float | None, hi: float | None, *, lo_open: bool = False) -> None:
     """Refuse NaN, inf and values outside ``[lo, hi]`` (``(lo, hi]`` when ``lo_open``); None means unbounded."""
     interval = f"{'(' if lo_open else '['}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
-    if not math.isfinite(value):  # NaN compares False with every bound
-        raise ConfigError(f"{key} = {value!r} is not a finite number; expected a value in {interval}")
+    try:
+        finite = math.isfinite(value)  # NaN compares False with every bound
+    except OverflowError:  # an integer beyond any float
+        raise ConfigError(f"{key} = {_show(value)} is out of range; expected a value in {interval}") from None
+    if not finite:
+        raise ConfigError(f"{key} = {_show(value)} is not a finite number; expected a value in {interval}")
     if (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi):
-        raise ConfigError(f"{key} = {value!r} is out of range; expected a value in {interval}")
+        raise ConfigError(f"{key} = {_show(value)} is out of range; expected a value in {interval}")
 
 
 def _build(cls: type, raw: Any, prefix: str) -> Any:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'params'} must be a mapping, got {raw!r}")
+        raise ConfigError(f"{prefix.rstrip('.') or 'params'} must be a mapping, got {_show(raw)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(fields))
@@ -479,37 +529,52 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
+    shown = _show(value)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, key + ".")
     origin = typing.get_origin(tp)
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key} must be a list, got {value!r}")
+            raise ConfigError(f"{key} must be a list, got {shown}")
         (item_tp, _) = typing.get_args(tp)
         return tuple(_coerce(item_tp, v, f"{key}[{i}]") for i, v in enumerate(value))
     if tp is dict or origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+            raise ConfigError(f"{key} must be a mapping, got {shown}")
         return value
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, got {value!r}")
+            raise ConfigError(f"{key} must be true or false, got {shown}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be an integer, got {value!r}")
+            raise ConfigError(f"{key} must be an integer, got {shown}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key} must be a number, got {value!r}{_exponent_hint(value)}")
-        return float(value)  # NaN and inf (YAML's .nan, .inf) are refused by each field's _check_range
+            raise ConfigError(f"{key} must be a number, got {shown}{_exponent_hint(value)}")
+        try:
+            return float(value)  # NaN and inf (YAML's .nan, .inf) are refused by each field's _check_range
+        except OverflowError:
+            raise ConfigError(f"{key} = {shown} is too large for a number; expected a finite value") from None
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string, got {value!r}")
+            raise ConfigError(f"{key} must be a string, got {shown}")
         return value
     if isinstance(tp, types.UnionType):  # pragma: no cover - no unions in the schema today
         raise ConfigError(f"{key}: union types are not supported")
     return value
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 40
+_SHORT.maxlong = 40
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = _SHORT.maxset = 3
+
+
+def _show(value: Any) -> str:
+    """``repr(value)``, shortened: a message must stay one line whatever a params file holds."""
+    return _SHORT.repr(value)
 
 
 def _exponent_hint(value: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import reprlib
 import types
 import typing
 from dataclasses import dataclass
@@ -54,10 +55,15 @@ class Limit:
         return not (self.even and value % 2)
 
 
+# Upper ends are far beyond any sensible budget (the study's largest: CW's 1000 steps, PIA's 10^4 queries per
+# victim), but they stop a typo from asking for 10^12 iterations or 2*10^9 samples per step.
+MAX_COUNT = 1_000_000
+MAX_SCALE = 1e6  # step sizes, radii, CW's c: perturbations of inputs in [0, 1] need nothing near this
+
 ANY = Limit()
-POSITIVE = Limit(lo=0.0, lo_open=True)
-NON_NEGATIVE = Limit(lo=0.0)
-AT_LEAST_ONE = Limit(lo=1)
+POSITIVE = Limit(lo=0.0, lo_open=True, hi=MAX_SCALE)
+NON_NEGATIVE = Limit(lo=0.0, hi=MAX_SCALE)
+AT_LEAST_ONE = Limit(lo=1, hi=MAX_COUNT)
 FRACTION = Limit(lo=0.0, hi=1.0, lo_open=True)
 
 
@@ -169,7 +175,7 @@ def check_rung(cls: type, rung: Any, *, key: str) -> None:
         Naming ``<key>.<setting>``, the value and what is expected.
     """
     if not isinstance(rung, dict):
-        raise ConfigError(f"{key} = {rung!r}; expected a mapping of settings")
+        raise ConfigError(f"{key} = {reprlib.repr(rung)}; expected a mapping of settings")
     settings = rung_settings(cls)
     fixed = issubclass(cls, fb.attacks.base.FixedEpsilonAttack)
     allowed = sorted(settings) + (["epsilon"] if fixed else [])
@@ -187,7 +193,7 @@ def check_rung(cls: type, rung: Any, *, key: str) -> None:
         tp, limit = (float, cls.epsilon_limit) if name == "epsilon" else (hints[name], cls.rung_limits[name])
         if not (_has_type(value, tp) and (value is None or limit.allows(value))):
             expected = limit.describe() if limit.choices else f"{_type_words(tp)} {limit.describe()}".rstrip()
-            raise ConfigError(f"{key}.{name} = {value!r}; expected {expected}")
+            raise ConfigError(f"{key}.{name} = {reprlib.repr(value)}; expected {expected}")
 
 
 def _has_type(value: Any, tp: Any) -> bool:
@@ -201,7 +207,12 @@ def _has_type(value: Any, tp: Any) -> bool:
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return False
+        try:
+            return math.isfinite(value)
+        except OverflowError:  # an integer beyond any float
+            return False
     if tp is str:
         return isinstance(value, str)
     raise TypeError(f"rung settings of type {tp!r} are not supported")  # a new attack parameter type: extend this

@@ -20,7 +20,7 @@ import torch
 from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import (AT_LEAST_ONE, NON_NEGATIVE, AttackInterface, Limit, criterion_classes, raw_model,
+from advaudio.attacks.common import (AT_LEAST_ONE, MAX_COUNT, NON_NEGATIVE, AttackInterface, Limit, criterion_classes, raw_model,
                                      rung_setting)
 
 _EPS = 1e-8  # foolbox's guard against zero gradient norms
@@ -127,7 +127,7 @@ class DeepFool(AttackInterface, fb.attacks.L2DeepFoolAttack):
 
     targeted = False
     black_box = False
-    rung_limits = {"steps": AT_LEAST_ONE, "candidates": Limit(lo=2), "overshoot": NON_NEGATIVE}
+    rung_limits = {"steps": AT_LEAST_ONE, "candidates": Limit(lo=2, hi=MAX_COUNT), "overshoot": NON_NEGATIVE}
 
     def __init__(self, *, steps: int = 100, candidates: int | None = None, overshoot: float = 0.02) -> None:
         super().__init__(steps=steps, candidates=candidates, overshoot=overshoot, loss="logits")

@@ -47,7 +47,7 @@ import foolbox as fb
 import torch
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import (ANY, AT_LEAST_ONE, FRACTION, AttackInterface, Limit, check_bound, is_adversarial,
+from advaudio.attacks.common import (ANY, AT_LEAST_ONE, MAX_COUNT, FRACTION, AttackInterface, Limit, check_bound, is_adversarial,
                                      raw_model, rung_setting, targeted_run_inputs)
 
 OUTPUTS = ("softmax", "logits")
@@ -206,7 +206,7 @@ class JSMA(AttackInterface, fb.attacks.base.MinimizationAttack):
     black_box = False
     # zero iterations would attack nothing; a theta beyond 1 exceeds the [0, 1] input range
     rung_limits = {"max_iterations": AT_LEAST_ONE, "theta": FRACTION, "gamma": FRACTION, "pairs": ANY,
-                   "candidates": Limit(lo=2), "output": Limit(choices=OUTPUTS)}
+                   "candidates": Limit(lo=2, hi=MAX_COUNT), "output": Limit(choices=OUTPUTS)}
 
     def __init__(self, *, max_iterations: int = 100, theta: float = 1.0, gamma: float = 1.0, pairs: bool = True,
                  candidates: int = 32, output: str = "softmax") -> None:

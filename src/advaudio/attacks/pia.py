@@ -261,7 +261,7 @@ class PartialInfoAttack(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
     seeded = True
     call_kwargs = ("starting_pool", "stats")
     # seed is set by the budget search (seeded); samples come in antithetic pairs
-    rung_limits = {"steps": AT_LEAST_ONE, "samples": Limit(lo=2, even=True), "sigma": POSITIVE, "lr": POSITIVE,
+    rung_limits = {"steps": AT_LEAST_ONE, "samples": Limit(lo=2, hi=100_000, even=True), "sigma": POSITIVE, "lr": POSITIVE,
                    "lr_tries": AT_LEAST_ONE, "start_delta": POSITIVE, "min_delta": POSITIVE, "k": AT_LEAST_ONE,
                    "chunk": AT_LEAST_ONE, "norm": Limit(choices=NORMS)}
 
