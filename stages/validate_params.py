@@ -1,4 +1,5 @@
-"""Stage `validate_params`: fail fast, before any work, on a bad value in params.yaml.
+"""Stage `validate_params`: fail fast, before any work, on a bad value in params.yaml, or on a FIFO, socket,
+device or dangling link in `data/` or `dataset_dir` (DVC would hang hashing it, with no output).
 
 Writes a constant file that the first stages depend on, so a valid change of params reruns only the
 stages that read the changed keys.
@@ -8,11 +9,18 @@ from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
+from advaudio.data.listing import non_regular_files
+from advaudio.errors import DataError
 from advaudio.stage_log import run_stage
 
 
 def main() -> int:
-    load_params("params.yaml")
+    params = load_params("params.yaml")
+    for folder in sorted({Path("data"), Path(params.dataset_dir)}):
+        odd = non_regular_files(folder) if folder.is_dir() else []
+        if odd:
+            raise DataError(f"{odd[0]} is not a regular file ({len(odd)} such under {folder}/); DVC hangs hashing "
+                            "a FIFO and cannot track sockets, devices or dangling links: remove them")
     out = Path("build/params.ok")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("params.yaml is valid\n")

@@ -46,11 +46,15 @@ def _module_file(name: str, *, src: Path = SRC) -> Path | None:
 
 
 def _nodes(tree: ast.AST, *, module: str):
-    """Every node of ``tree``, except inside the functions of ``module`` listed in :data:`UNFOLLOWED`."""
+    """Every node of ``tree``, except inside the functions of ``module`` listed in :data:`UNFOLLOWED` and inside
+    ``if TYPE_CHECKING:`` blocks (imports for annotations only, never run)."""
     stack = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and (module, node.name) in UNFOLLOWED:
+            continue
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            stack.extend(node.orelse)
             continue
         yield node
         stack.extend(ast.iter_child_nodes(node))

@@ -81,3 +81,15 @@ def test_run_stage_keeps_the_exit_code_and_the_traceback_of_a_bug():
     assert info.value.code == 0
     with pytest.raises(KeyError):
         run_stage("demo", lambda: {}["bug"])
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dangling link"])
+def test_a_fifo_or_dangling_link_in_data_is_named_before_dvc_hangs_on_it(tmp_path, kind):
+    (tmp_path / "params.yaml").write_text((STAGES.parent / "params.yaml").read_text())
+    (tmp_path / "profiles").mkdir()
+    odd = tmp_path / "data" / "ESC-50" / "audio" / "x.wav"
+    odd.parent.mkdir(parents=True)
+    (odd.parent / "fine.wav").write_bytes(b"RIFF")
+    os.mkfifo(odd) if kind == "fifo" else odd.symlink_to(tmp_path / "gone.wav")
+    _assert_refused(_run("validate_params.py", [], tmp_path), stage="validate_params",
+                    names="data/ESC-50/audio/x.wav is not a regular file (1 such under data/)")

@@ -15,6 +15,7 @@ Every refusal is a :class:`~advaudio.errors.DataError` naming the csv and the li
 from __future__ import annotations
 
 import csv
+import os
 import re
 import stat
 from collections import defaultdict
@@ -168,6 +169,19 @@ def regular_file_problem(path: Path) -> str:
         return ""
     kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a device or socket"
     return f"{path}: is {kind}, not a regular file; advaudio reads only regular files (README: bringing a dataset)"
+
+
+def non_regular_files(root: Path) -> list[Path]:
+    """Every entry under ``root`` (symlinks followed to their target, folders not entered through links) that is
+    neither a regular file nor a folder: FIFOs, sockets, devices, dangling links. DVC hashes whatever sits in a
+    tracked folder and blocks forever reading a FIFO, so these are looked for before DVC gets there."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        for name in [*dirs, *files]:
+            path = Path(folder) / name
+            if regular_file_problem(path) and not path.is_dir():
+                found.append(path)
+    return sorted(found)
 
 
 def check_listing(clips: Sequence["Clip"], *, csv_path: Path) -> tuple["Clip", ...]:
