@@ -10,7 +10,7 @@ import argparse
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params, resolve_device
 from advaudio.io import write_json
-from advaudio.models.checkpoint import load_checkpoint, save_checkpoint
+from advaudio.models.checkpoint import check_matches_features, load_checkpoint, save_checkpoint
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import run_stage, stage_summary
 from advaudio.features.store import open_features
@@ -25,6 +25,7 @@ def main(*, control: bool) -> int:
     params = load_params("params.yaml", check_choices=False)
     features = open_features("build/features")
     clean_model, clean_config = load_checkpoint("build/model/model.pt", device=resolve_device(params.device))
+    check_matches_features(clean_config, meta=features.meta, path="build/model/model.pt")
     with stage_summary(stage, "images") as counter:
         outcome = fgsm_retrain(params=params, features=features, clean_model=clean_model, clean_config=clean_config,
                                alpha=1.0 if control else None)

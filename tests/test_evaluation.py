@@ -1,5 +1,8 @@
 """Known answers for fooling rates, curves, AUC, size measures, verification and the sanity checks."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -194,10 +197,17 @@ def _stage_root(root):
     return root
 
 
-def _band_victim(path, *, device):
+def _band_victim(path, *, device, meta=None):
     from toy_attack_models import band_model
 
     return band_model(size=(16, 16)).to(device)
+
+
+def _band_checkpoint(path, *, device):
+    """load_checkpoint's answer for a placeholder checkpoint: the band model, with the features' own meta as its
+    config (so that check_matches_features passes)."""
+    meta = json.loads((Path(path).parent.parent / "features" / "meta.json").read_text())
+    return _band_victim(path, device=device), meta
 
 
 def _run_stage(root, modes=("clean", "bounded")):
@@ -313,7 +323,7 @@ def test_attack_stages_and_recheck_never_hold_the_whole_test_split(tmp_path, mon
     monkeypatch.setattr(ShardSplit, "_gather", gather)
     monkeypatch.setattr(SplitReader, "load", load)
     monkeypatch.setattr(attack_run, "load_victim", _band_victim)
-    monkeypatch.setattr(recheck, "load_checkpoint", lambda path, *, device: (_band_victim(path, device=device), {}))
+    monkeypatch.setattr(recheck, "load_checkpoint", _band_checkpoint)
     runs = _run_stage(root)
     n_test = len(runs["clean"].results["test_labels"])
     # batches of 4 (attack.batch_size; PIA's chunk of 4 keeps the pool's at 4), the 6 victims, the picked starts

@@ -177,6 +177,11 @@ def _spoil(path: Path, kind: str, marker: Path) -> None:
     elif kind == "wrong shape":
         with open(path, "wb") as fh:
             np.save(fh, np.zeros((2, 2), dtype=np.float16))
+    elif kind in ("NaN values", "values above 1"):  # the right dtype and shape, values no scaling gives
+        array = np.load(path)
+        array[-1, 0, :3] = np.nan if kind == "NaN values" else 2.0
+        with open(path, "wb") as fh:
+            np.save(fh, array)
     elif kind == "wrong keys":
         path.write_text(json.dumps({"lo": 0.0}))
     elif kind == "not finite":
@@ -189,6 +194,7 @@ def _spoil(path: Path, kind: str, marker: Path) -> None:
     ("train/spectrogram-00001.npy", "text"), ("train/spectrogram-00001.npy", "binary"),
     ("train/spectrogram-00001.npy", "truncated"), ("train/spectrogram-00001.npy", "hostile pickle"),
     ("train/spectrogram-00001.npy", "hostile object array"), ("train/spectrogram-00001.npy", "wrong shape"),
+    ("train/spectrogram-00001.npy", "NaN values"), ("train/spectrogram-00001.npy", "values above 1"),
 ])
 def test_a_bad_staged_file_is_discarded_and_its_work_done_again(tmp_path, rng, monkeypatch, capsys, target, kind):
     audio, out = tmp_path / "audio", tmp_path / "features"
@@ -208,6 +214,8 @@ def test_a_bad_staged_file_is_discarded_and_its_work_done_again(tmp_path, rng, m
     lines = [line for line in printed.err.splitlines() if "discarded" in line]
     assert len(lines) == 1 and lines[0].startswith(f"{discarded}: discarded ("), printed.err
     assert target.split("/")[-1] in lines[0] and "allow_pickle=True" not in lines[0]
+    if kind in ("NaN values", "values above 1"):
+        assert f"clip {CPS - 1} holds NaN or values outside [0, 1]" in lines[0], lines[0]
     if target == "scaling.json":  # every staged shard was scaled with it: all of them go
         assert "resumes" not in printed.out, printed.out
     else:

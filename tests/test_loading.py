@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+import torch
 
 from advaudio.errors import DataError
 from advaudio.evaluation.attack_run import _load_victims
@@ -72,6 +73,19 @@ def _spoil(path, kind, marker):
 
 
 KINDS = ["text", "empty", "truncated", "flipped bytes", "hostile pickle", "hostile object array", "a directory"]
+
+
+def overwrite_in_zip(path, data: bytes) -> str:
+    """Overwrite the start of the largest member of the zip file ``path`` (a torch file: members are stored,
+    not compressed) with ``data`` in place, as a disk or copy error would; returns the member's name."""
+    with zipfile.ZipFile(path) as archive:
+        member = max(archive.infolist(), key=lambda info: info.file_size)
+    raw = bytearray(path.read_bytes())
+    name_len, extra_len = np.frombuffer(bytes(raw[member.header_offset + 26 : member.header_offset + 30]), "<u2")
+    start = member.header_offset + 30 + int(name_len) + int(extra_len)
+    raw[start : start + len(data)] = data
+    path.write_bytes(bytes(raw))
+    return member.filename
 
 
 def _victims(tmp_path):
@@ -143,3 +157,22 @@ def test_a_torch_file_read_as_json_text_is_named(tmp_path):
     shutil.rmtree(tmp_path)
     with pytest.raises(DataError, match=r"state.pt' not found \(expected a thing\)"):
         load_torch(path, kind="a thing")
+
+
+@pytest.mark.parametrize("fill", [np.nan, 0.0])
+def test_a_torch_file_with_overwritten_tensor_bytes_is_named_with_its_member(tmp_path, fill):
+    # torch.load never checks the zip's CRCs: without load_torch's check this loads, with a tensor silently changed
+    path = tmp_path / "state.pt"
+    torch.save({"weights": torch.ones(4096), "epoch": 3}, path)
+    member = overwrite_in_zip(path, np.full(1000, fill, np.float32).tobytes())
+    assert zipfile.ZipFile(path).testzip() == member
+    with pytest.raises(DataError) as info:
+        load_torch(path, kind="a thing")
+    message = str(info.value)
+    assert f"{str(path)!r} is not a thing: its member {member!r} fails its CRC check" in message, message
+
+
+def test_torch_files_in_the_legacy_format_still_load(tmp_path):
+    path = tmp_path / "old.pt"
+    torch.save({"weights": torch.ones(3)}, path, _use_new_zipfile_serialization=False)
+    assert torch.equal(load_torch(path, kind="a thing")["weights"], torch.ones(3))

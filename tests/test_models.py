@@ -10,8 +10,9 @@ from torch import nn
 
 from advaudio.errors import ConfigError, DataError
 from advaudio.models import MIN_INPUT_SIZE, MODELS, build_model, count_parameters
-from advaudio.models.checkpoint import load_checkpoint, make_config, save_checkpoint
+from advaudio.models.checkpoint import check_matches_features, load_checkpoint, make_config, save_checkpoint
 from advaudio.models.torchvision_models import _fold_head_weight
+from test_loading import overwrite_in_zip
 
 DEFAULT_SHAPE = (1, 32, 32)
 SIZES = [(1, MIN_INPUT_SIZE, MIN_INPUT_SIZE), DEFAULT_SHAPE, (1, 48, 20)]
@@ -164,14 +165,27 @@ def _write_bad(path, kind):
         "weights of another shape": lambda: torch.save({"state_dict": state, "config": {**config, "n_classes": 4,
                                                         "class_names": list("abcd")}}, path),
         "a directory": lambda: (path.unlink(), path.mkdir()),
+        "NaN weights": lambda: torch.save({"state_dict": {k: v.fill_(float("nan")) if v.is_floating_point() else v
+                                                          for k, v in state.items()}, "config": config}, path),
+        "inf in one weight": lambda: torch.save({"state_dict": {**state, LAST_WEIGHT: state[LAST_WEIGHT].index_fill(
+            0, torch.tensor([1]), float("inf"))}, "config": config}, path),
+        "NaN bytes inside the zip": lambda: overwrite_in_zip(path, np.full(1000, np.nan, np.float32).tobytes()),
+        "zero bytes inside the zip": lambda: overwrite_in_zip(path, bytes(4000)),
     }
     bad[kind]()
+
+
+LAST_WEIGHT = "body.classifier.6.weight"  # alexnet's last layer
+# kind -> what the message must say besides naming the file
+PROBLEMS = {"NaN weights": "state_dict['adapter.mean'] holds NaN or inf",
+            "inf in one weight": f"state_dict[{LAST_WEIGHT!r}] holds NaN or inf",
+            "NaN bytes inside the zip": "fails its CRC check", "zero bytes inside the zip": "fails its CRC check"}
 
 
 @pytest.mark.parametrize("kind", ["text", "one byte", "empty", "random bytes", "truncated", "a numpy array", "a list",
                                   "a tensor", "no config", "config a string", "config lacks keys",
                                   "n_classes a string", "unknown model", "bad model kwargs", "bad input shape",
-                                  "state not tensors", "weights of another shape", "a directory"])
+                                  "state not tensors", "weights of another shape", "a directory", *PROBLEMS])
 def test_a_file_that_is_not_a_checkpoint_is_named_and_refused(tmp_path, kind):
     path = tmp_path / "model.pt"
     _write_bad(path, kind)
@@ -180,6 +194,7 @@ def test_a_file_that_is_not_a_checkpoint_is_named_and_refused(tmp_path, kind):
     message = str(info.value)
     assert str(path) in message and "is not an advaudio checkpoint" in message, message
     assert "weights_only" not in message
+    assert PROBLEMS.get(kind, "") in message, message
 
 
 class _Payload:
@@ -232,3 +247,16 @@ def test_saving_the_same_weights_twice_gives_identical_files(tmp_path):
     save_checkpoint(tmp_path / "a.pt", model=model, config=config)
     save_checkpoint(tmp_path / "b.pt", model=model, config=config)
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+
+
+def test_a_checkpoint_trained_on_other_features_is_named(tmp_path):
+    config = _good_checkpoint(tmp_path / "model.pt")["config"]
+    meta = {"dataset": "synth", "storage": {}, **{k: config[k] for k in
+            ("representation", "n_classes", "class_names", "input_shape", "scaling")}}
+    check_matches_features(config, meta=meta, path=tmp_path / "model.pt")  # the features it was trained on
+    with pytest.raises(DataError) as info:
+        check_matches_features(config, meta={**meta, "representation": "mel", "n_classes": 4,
+                                             "class_names": list("abcd")}, path=tmp_path / "model.pt")
+    message = str(info.value)
+    assert str(tmp_path / "model.pt") in message and "representation 'stft' vs 'mel'" in message, message
+    assert "n_classes 3 vs 4" in message and "rerun the train stage" in message

@@ -103,11 +103,32 @@ def _bad_state(path: Path, kind: str, *, good: Path, marker: Path) -> None:
     elif kind == "wrong types":
         state = json.loads(str(saved["state"]))
         np.savez(path.with_suffix(""), **{**saved, "state": np.array(json.dumps({**state, "level": "2"}))})
+    elif kind in VALUES:  # the right keys, types and shapes; values no search writes
+        state = json.loads(str(saved["state"]))
+        adv, l2, success = saved["adv"].copy(), saved["l2"].copy(), saved["success"].copy()
+        if kind == "NaN adversarial":
+            adv[2, 0, 0, :3] = np.nan
+        elif kind == "NaN norm":
+            l2[1] = np.nan
+        elif kind == "a norm of an unfooled victim":
+            success[1] = False
+        elif kind == "NaN seconds":
+            state["seconds"] = float("nan")  # json writes NaN, and reads it back
+        elif kind == "NaN fooling rate":
+            state["fr_per_level"] = [float("nan")]
+        np.savez(path.with_suffix(""), **{**saved, "adv": adv, "l2": l2, "success": success,
+                                          "state": np.array(json.dumps(state))})
+
+
+VALUES = {"NaN adversarial": "'adv' of victim 2 holds NaN or inf",
+          "NaN norm": "'l2' of victim 1 is nan with success True",
+          "a norm of an unfooled victim": "'l2' of victim 1 is 0.1",
+          "NaN seconds": "'seconds' is nan", "NaN fooling rate": "'fr_per_level' [nan] is not a list of fractions"}
 
 
 @pytest.mark.parametrize("kind", ["text", "empty", "truncated", "hostile pickle", "hostile object array",
                                   "an .npy", "no state", "state not JSON", "another attack", "other victims",
-                                  "wrong types"])
+                                  "wrong types", *VALUES])
 def test_a_bad_saved_search_state_is_discarded_and_the_attack_starts_over(tmp_path, capsys, kind):
     model = smooth_model()
     x, y, t = victims(model, n=4)
@@ -116,6 +137,8 @@ def test_a_bad_saved_search_state_is_discarded_and_the_attack_starts_over(tmp_pa
     run("bim_b", model, x, y, t, ladder=ladder, on_rung=states.append)
     store = ResumeStore(tmp_path / "clean", key="a")
     store.save(states[0])
+    assert not states[0].success.all() and states[0].success.any()  # inf norms of the unfooled ones are kept
+    _same(store.load("bim_b", shape=tuple(x.shape), n_levels=2), states[0])
     path = tmp_path / "clean" / "bim_b.npz"
     good = tmp_path / "good.npz"
     good.write_bytes(path.read_bytes())
@@ -126,6 +149,7 @@ def test_a_bad_saved_search_state_is_discarded_and_the_attack_starts_over(tmp_pa
     err = capsys.readouterr().err
     assert f"{path}: discarded (" in err and "bim_b starts from its first rung" in err, err
     assert len(err.strip().splitlines()) == 1 and "allow_pickle=True" not in err
+    assert VALUES.get(kind, "") in err, err
     assert not path.exists() and not marker.exists()
 
 

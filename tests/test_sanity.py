@@ -100,7 +100,7 @@ def test_attack_victims_have_frozen_weights(tmp_path):
     config = make_config(model="alexnet", n_classes=3, class_names=list("abc"), input_shape=[1, 32, 32],
                          representation="stft", scaling={"lo": -80.0, "hi": 0.0}, params={"seed": 0})
     save_checkpoint(tmp_path / "m.pt", model=model, config=config)
-    victim = load_victim(tmp_path / "m.pt", device=torch.device("cpu"))
+    victim = load_victim(tmp_path / "m.pt", device=torch.device("cpu"), meta=config)
     assert not victim.training and not any(p.requires_grad for p in victim.parameters())
     x = torch.rand(2, 1, 32, 32, requires_grad=True)
     victim(x).sum().backward()

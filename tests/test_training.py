@@ -11,6 +11,7 @@ from advaudio.errors import ConfigError, DataError
 from advaudio.features.store import open_features, open_split, read_meta
 from advaudio.training.data import train_val_rows
 from advaudio.training.fake_features import write_fake_features
+from advaudio.training.resume import ResumeStore
 from advaudio.training.run import train_victim
 
 TRAIN_KEYS = {"test_accuracy", "macro_f1", "val_accuracy_mean", "val_accuracy_std", "epochs", "seconds",
@@ -125,9 +126,55 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
+def _tamper(blob: dict, kind: str) -> None:
+    """Change one thing inside the loaded state ``blob`` of this training, keeping its fingerprint."""
+    state = blob["state"]
+    fit = state["fit"]
+    first = next(k for k in fit["model"] if k.endswith(".weight"))
+    moments = fit["optimizer"]["state"][0]  # Adam's, of the first parameter
+    if kind == "epoch a string":
+        fit["epoch"] = "seven"
+    elif kind == "a weight of another shape":
+        fit["model"][first] = torch.zeros(3, 3)
+    elif kind == "no optimizer":
+        del fit["optimizer"]
+    elif kind == "NaN weights":
+        fit["model"] = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                        for k, v in fit["model"].items()}
+    elif kind == "NaN optimizer moments":
+        moments["exp_avg_sq"] = torch.full_like(moments["exp_avg_sq"], float("nan"))
+    elif kind == "optimizer moments of another shape":
+        moments["exp_avg"] = torch.zeros(3, 3)
+    elif kind == "optimizer moments missing":
+        del moments["exp_avg"]
+    elif kind == "scheduler mangled":
+        fit["scheduler"]["last_epoch"] = "one"
+    elif kind == "rng mangled":
+        fit["rng"]["torch"] = torch.zeros(3, dtype=torch.uint8)
+    elif kind == "fold index ahead":
+        state["fold_index"] = 2
+    elif kind == "history cut":
+        fit["history"] = []
+
+
+TAMPERED = {  # kind -> what the one line must say
+    "epoch a string": "state['fit']['epoch'] is 'seven', not a count",
+    "a weight of another shape": "state['fit']['model'] does not fit this training (RuntimeError",
+    "no optimizer": "state['fit'] lacks ['optimizer']",
+    "NaN weights": "state['fit']['model'][",
+    "NaN optimizer moments": "state['fit']['optimizer']['state'][0]['exp_avg_sq'] holds NaN or inf",
+    "optimizer moments of another shape": "state['fit']['optimizer'] does not fit this training (RuntimeError",
+    "optimizer moments missing": "state['fit']['optimizer'] does not fit this training (KeyError",
+    "scheduler mangled": "state['fit']['scheduler'] does not fit this training (TypeError",
+    "rng mangled": "state['fit']['rng'] does not fit this training",
+    "fold index ahead": "it is at fold index 2 with 0 of 1 folds finished",
+    "history cut": "it is at epoch 1 of 2 with 0 epochs of history",
+}
+
+
 @pytest.mark.parametrize("kind", ["text", "empty", "truncated", "random", "hostile", "a list", "no state",
-                                  "state lacks keys", "directory"])
-def test_a_bad_resume_state_is_discarded_and_training_starts_over(tiny, tmp_path, capsys, kind):
+                                  "state lacks keys", "directory", *TAMPERED])
+def test_a_bad_resume_state_is_discarded_and_training_starts_over(tiny, tmp_path, capsys, monkeypatch, kind):
     torch.set_num_threads(1)
     params = _params(epochs=2)
     resume_dir = tmp_path / "train_resume"
@@ -159,16 +206,31 @@ def test_a_bad_resume_state_is_discarded_and_training_starts_over(tiny, tmp_path
     elif kind == "directory":
         state.unlink()
         state.mkdir()
+    else:
+        _tamper(good, kind)
+        torch.save(good, state)
     capsys.readouterr()
+    trained, real_save = [], ResumeStore.save
+
+    def spy(store, state, *, finished=False):  # the epochs this run trains (a resumed run replays the saved ones)
+        trained.extend([] if finished else [state["fit"]["epoch"]])
+        real_save(store, state, finished=finished)
+
+    monkeypatch.setattr(ResumeStore, "save", spy)
     seen = []
     outcome = train_victim(params=params, features=tiny, resume_dir=resume_dir,
                            on_epoch=lambda r: seen.append(r["epoch"]), progress=False)
     err = capsys.readouterr().err
-    assert seen == [1, 2] and outcome.metrics["epochs"] == 2  # started over, not blocked
+    assert seen == [1, 2] and trained == [1, 2] and outcome.metrics["epochs"] == 2  # started over, not blocked
+    assert all(torch.isfinite(v).all() for v in outcome.model.state_dict().values())
     assert f"{state}: discarded (" in err and "training starts from its first epoch" in err, err
     assert "weights_only" not in err and len(err.strip().splitlines()) == 1
     if kind == "hostile":
         assert "may be hostile" in err
+    if kind in TAMPERED:
+        assert TAMPERED[kind] in err, err
+    if kind == "NaN weights":
+        assert "holds NaN or inf" in err
     assert not marker.exists()
     assert torch.load(state, weights_only=True)["finished"]  # replaced by this training's state
 

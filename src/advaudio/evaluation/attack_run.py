@@ -42,7 +42,7 @@ from advaudio.evaluation.precision import exact_float32
 from advaudio.evaluation.resume import RESUME_DIR, ResumeStore, fingerprint
 from advaudio.loading import read_npz
 from advaudio.evaluation.sanity import run_sanity_checks
-from advaudio.models.checkpoint import load_checkpoint
+from advaudio.models.checkpoint import check_matches_features, load_checkpoint
 from advaudio.evaluation.pool_source import ReaderPool
 from advaudio.models.predict import predict_batches
 from advaudio.features.store import open_split, read_meta
@@ -79,8 +79,8 @@ def run_mode(*, params: Params, mode: str, root: str | Path = ".") -> ModeRun:
         raise ConfigError(f"attack.ladders has no ladder for {missing}")
     spec = MODES[mode]
     device = torch.device(resolve_device(params.device))
-    model = load_victim(root / "build/model" / spec.checkpoint, device=device)
     meta = read_meta(root / "build/features")
+    model = load_victim(root / "build/model" / spec.checkpoint, device=device, meta=meta)
     test = open_split(root / "build/features", "test", meta=meta)
     test_labels, class_names = test.y.numpy(), list(meta["class_names"])
     victims_path = root / "build/attacks/clean/victims.npz"
@@ -196,9 +196,16 @@ def _resume_store(*, params: Params, mode: str, root: Path, device: torch.device
     return ResumeStore(root / RESUME_DIR / mode, key=key)
 
 
-def load_victim(path: Path, *, device: torch.device) -> torch.nn.Module:
-    """The checkpoint at ``path`` as an attack victim: eval mode, channels_last, weights frozen."""
-    model, _ = load_checkpoint(path, device=device)
+def load_victim(path: Path, *, device: torch.device, meta: dict) -> torch.nn.Module:
+    """The checkpoint at ``path`` as an attack victim: eval mode, channels_last, weights frozen.
+
+    Raises
+    ------
+    DataError
+        If it is not a usable checkpoint, or was trained on other features than ``meta`` describes.
+    """
+    model, config = load_checkpoint(path, device=device)
+    check_matches_features(config, meta=meta, path=path)
     model = model.to(memory_format=torch.channels_last).eval()
     model.requires_grad_(False)
     return model

@@ -28,7 +28,7 @@ from advaudio.evaluation.metrics import l2_norms
 from advaudio.evaluation.modes import MODES
 from advaudio.io import read_json_object
 from advaudio.loading import read_npz
-from advaudio.models.checkpoint import load_checkpoint
+from advaudio.models.checkpoint import check_matches_features, load_checkpoint
 from advaudio.models.predict import predict
 from advaudio.features.store import open_split, read_meta
 
@@ -71,8 +71,10 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
     params = load_params(root / "params.yaml", check_choices=False)
     if mode not in MODES:
         raise DataError(f"mode {mode!r} is not an attack stage; choose from {list(MODES)}")
-    model, _ = load_checkpoint(root / "build/model" / MODES[mode].checkpoint, device="cpu")
+    checkpoint = root / "build/model" / MODES[mode].checkpoint
+    model, config = load_checkpoint(checkpoint, device="cpu")
     meta = read_meta(root / "build/features")
+    check_matches_features(config, meta=meta, path=checkpoint)
     test = open_split(root / "build/features", "test", meta=meta)
     metrics_path = root / "metrics" / f"attack_{mode}.json"
     results_path = root / "build/attacks" / mode / "results.npz"

@@ -12,9 +12,11 @@ stage output. It is keyed by a fingerprint of everything the searches depend on 
 test features, the victims, the attack parameters, the seed and the code of the attacks and the evaluation);
 a state saved under another fingerprint is discarded. The stage deletes the folder once its outputs are written.
 
-A state file that does not load (truncated, corrupt, not an .npz archive, holding pickled objects) or does not
-fit the search (another attack's name, another victim count or input shape, another ladder) is deleted with a
-one-line message on stderr, and that attack starts from its first rung: a bad file never blocks the stage.
+A state file that does not load (truncated, corrupt, not an .npz archive, holding pickled objects), does not
+fit the search (another attack's name, another victim count or input shape, another ladder) or holds values no
+search writes (NaN or inf in an adversarial; a NaN norm, or a norm that is not finite exactly where the victim
+is fooled, as unfooled victims keep inf) is deleted with a one-line message on stderr, and that attack starts
+from its first rung: a bad file never blocks the stage.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any, Iterable
@@ -31,7 +34,7 @@ import numpy as np
 from advaudio.errors import DataError
 from advaudio.evaluation.budget import BudgetResult
 from advaudio.io import atomic_path, discard, write_text
-from advaudio.loading import read_npz
+from advaudio.loading import one_line, read_npz
 
 RESUME_DIR = Path("build/attacks/.resume")
 _ARRAYS = ("adv", "l2", "success", "pool_top1")  # BudgetResult's array fields; saved unless None
@@ -125,7 +128,8 @@ def _read_state(path: Path, *, name: str, shape: tuple[int, ...], n_levels: int)
         scalars = json.loads(str(arrays.pop("state")))
     except (KeyError, ValueError):
         raise DataError(f"{str(path)!r} is not {KIND}: no JSON 'state' entry") from None
-    problem = _scalars_problem(scalars, name=name, n_levels=n_levels) or _arrays_problem(arrays, shape=shape)
+    problem = (_scalars_problem(scalars, name=name, n_levels=n_levels) or _arrays_problem(arrays, shape=shape)
+               or _values_problem(scalars, arrays))
     if problem:
         raise DataError(f"{str(path)!r} is not {KIND} of this search: {problem}")
     return BudgetResult(**{k: arrays[k] for k in _ARRAYS if k in arrays}, **scalars)
@@ -153,5 +157,29 @@ def _arrays_problem(arrays: dict[str, np.ndarray], *, shape: tuple[int, ...]) ->
             return f"no {key!r} array"
         if not np.issubdtype(arrays[key].dtype, dtype) or arrays[key].shape != want:
             return f"{key!r} is {arrays[key].dtype} {arrays[key].shape}, expected {dtype_name} {want}"
+    if "pool_top1" in arrays and (not np.issubdtype(arrays["pool_top1"].dtype, np.integer)
+                                  or arrays["pool_top1"].ndim != 1):
+        return f"'pool_top1' is {arrays['pool_top1'].dtype} {arrays['pool_top1'].shape}, expected 1-D integer classes"
     unknown = sorted(set(arrays) - set(_ARRAYS))
     return f"unknown arrays {unknown}" if unknown else None
+
+
+def _values_problem(scalars: dict[str, Any], arrays: dict[str, np.ndarray]) -> str | None:
+    """Values :func:`~advaudio.evaluation.budget.budget_search` never saves (None: none). Its adversarials are
+    the inputs or verified adversarials, finite both; a victim's norm is finite (>= 0) once it is fooled and
+    inf until then; fooling rates are fractions (NaN only without victims); the time is finite."""
+    adv, l2, success = arrays["adv"], arrays["l2"], arrays["success"]
+    finite = np.isfinite(adv).all(axis=tuple(range(1, adv.ndim)))
+    if not finite.all():
+        return f"'adv' of victim {int(np.flatnonzero(~finite)[0])} holds NaN or inf"
+    wrong = np.isnan(l2) | (np.isfinite(l2) != success) | (l2 < 0)
+    if wrong.any():
+        i = int(np.flatnonzero(wrong)[0])
+        return f"'l2' of victim {i} is {l2[i]} with success {bool(success[i])} (finite >= 0 if fooled, else inf)"
+    rates = scalars["fr_per_level"]
+    if not all(isinstance(r, (int, float)) and not isinstance(r, bool)
+               and (0 <= r <= 1 or (math.isnan(r) and not len(success))) for r in rates):
+        return f"'fr_per_level' {one_line(repr(rates), limit=80)} is not a list of fractions"
+    if not (math.isfinite(scalars["seconds"]) and scalars["seconds"] >= 0):
+        return f"'seconds' is {scalars['seconds']}"
+    return None

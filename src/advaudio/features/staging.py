@@ -11,7 +11,8 @@ output), which holds
   (:func:`advaudio.features.shards.shard_path`).
 
 A shard counts as done when the scaling constants are saved and every block's file of that shard is there
-with the dtype and shape it must have (each file is written atomically, so a file that is there is whole).
+with the dtype and shape it must have and values in [0, 1], as scaled features always are (each file is
+written atomically, so a file that is there is whole; one holding NaN was damaged afterwards).
 A rerun reuses the constants and the done shards and computes only the clips of the others; a folder with
 another fingerprint is deleted. A staged file that does not load (a ``scaling.json`` that is not the constants,
 which discards the whole folder, or a shard file that is not the array it must be) is deleted with a one-line
@@ -160,7 +161,7 @@ class FeatureStaging:
             paths = {shard_path(self.directory, split=split, block=name, index=index): (n, *shape)
                      for name, shape in shapes.items()}
             for path, shape in paths.items():
-                problem = _problem(path, shape) if path.exists() else None
+                problem = _problem(path, shape, values=True) if path.exists() else None
                 if problem:
                     discard(path, reason=problem, then="the shard is computed again")
             if all(path.exists() for path in paths):
@@ -199,14 +200,21 @@ class FeatureStaging:
             pass  # other staging folders are there
 
 
-def _problem(path: Path, shape: tuple[int, ...]) -> str | None:
-    """What keeps ``path`` from being a staged float16 .npy array of ``shape`` (None: nothing)."""
+def _problem(path: Path, shape: tuple[int, ...], *, values: bool = False) -> str | None:
+    """What keeps ``path`` from being a staged float16 .npy array of ``shape`` (None: nothing); with ``values``
+    also its values, which scaled features hold in [0, 1] (this reads the whole file, a few clips at a time)."""
     try:
         array = open_npy(path, kind=f"a staged {STORAGE_DTYPE} shard", hint="staged by the spectrogram stage")
     except DataError as exc:
         return str(exc)
     if array.dtype != np.dtype(STORAGE_DTYPE) or array.shape != shape:
         return f"{path}: {array.dtype} {array.shape}, expected {STORAGE_DTYPE} {shape}"
+    step = max(1, _HASH_BLOCK // max(1, array[0].nbytes)) if len(array) else 1
+    for start in range(0, len(array) if values else 0, step):
+        clips = np.asarray(array[start : start + step])
+        inside = ((clips >= 0) & (clips <= 1)).all(axis=(1, 2))  # False for NaN too
+        if not inside.all():
+            return f"{path}: clip {start + int(np.flatnonzero(~inside)[0])} holds NaN or values outside [0, 1]"
     return None
 
 

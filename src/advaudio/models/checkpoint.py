@@ -16,7 +16,7 @@ from torch import nn
 
 from advaudio.errors import ConfigError, DataError
 from advaudio.io import write_bytes
-from advaudio.loading import load_torch, one_line
+from advaudio.loading import first_nonfinite, load_torch, one_line
 from advaudio.models import build_model
 
 REQUIRED_KEYS = ("model", "model_kwargs", "n_classes", "class_names", "input_shape", "representation", "scaling", "params")
@@ -85,9 +85,10 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
     Raises
     ------
     DataError
-        Naming the file: missing, or not an advaudio checkpoint (unreadable, corrupt or truncated; holding
-        Python objects other than tensors and plain types, which are refused unloaded; lacking the state dict
-        or the config; a config that does not describe a model; weights that do not fit it).
+        Naming the file: missing, or not an advaudio checkpoint (unreadable, corrupt or truncated, a zip member
+        failing its CRC check included; holding Python objects other than tensors and plain types, which are
+        refused unloaded; lacking the state dict or the config; a config that does not describe a model;
+        weights that do not fit it; a weight holding NaN or inf, named).
     """
     path = Path(path)
     if not path.exists():
@@ -137,4 +138,25 @@ def _state_problem(state: Any) -> str | None:
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         return "its state_dict is not a mapping of names to tensors"
+    # NaN weights give NaN logits, whose argmax is class 0: the model would seem to work
+    bad = first_nonfinite(state, where="state_dict")
+    if bad is not None:
+        return f"{bad} holds NaN or inf (a corrupt file or a diverged training)"
     return None
+
+
+def check_matches_features(config: Mapping[str, Any], *, meta: Mapping[str, Any], path: str | Path) -> None:
+    """Check that the checkpoint ``path`` (its ``config``) was trained on features like those of ``meta``
+    (``build/features/meta.json``): same classes, input shape, representation and scaling constants.
+
+    Raises
+    ------
+    DataError
+        Naming the checkpoint and each entry that differs; the model is stale (retrain it).
+    """
+    differ = [f"{key} {config.get(key)!r} vs {meta.get(key)!r}"
+              for key in ("representation", "n_classes", "class_names", "input_shape", "scaling")
+              if config.get(key) != meta.get(key)]
+    if differ:
+        raise DataError(f"{str(path)!r} was trained on other features than those of meta.json "
+                        f"({one_line('; '.join(differ))}); rerun the train stage")

@@ -2,8 +2,9 @@
 finished epoch instead of starting over, but only when the params fingerprint matches.
 
 A state file that does not load (truncated, corrupt, not a torch file, holding Python objects other than
-tensors and plain types, or lacking what a state holds) is deleted with a one-line message on stderr, and the
-training starts over: a bad file never blocks it.
+tensors and plain types), lacks what a state holds, holds a tensor with NaN or inf, or fails the caller's own
+check of its contents (:meth:`ResumeStore.load`) is deleted with a one-line message on stderr, and the training
+starts over: a bad file never blocks it.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from advaudio.errors import DataError
 from advaudio.io import atomic_path, discard
-from advaudio.loading import load_torch
+from advaudio.loading import first_nonfinite, load_torch
 
 STATE_FILE = "state.pt"
 KIND = "an advaudio training resume state"
@@ -80,11 +81,22 @@ class ResumeStore:
         self.path = Path(directory) / STATE_FILE
         self.fingerprint = fingerprint
 
-    def load(self, *, required: Sequence[str] = ()) -> dict[str, Any] | None:
+    def load(
+        self, *, required: Sequence[str] = (), check: Callable[[dict[str, Any]], str | None] | None = None,
+    ) -> dict[str, Any] | None:
         """The stored unfinished state when its fingerprint matches, else None (start over).
 
-        A file that does not load, or whose state lacks a key of ``required``, is discarded (deleted, with a
-        one-line message on stderr saying why) and None returned.
+        A file that does not load, whose state lacks a key of ``required``, holds a floating-point tensor with
+        NaN or inf (weights or optimizer moments: the training would go on from a broken model) or fails
+        ``check`` is discarded (deleted, with a one-line message on stderr saying why) and None returned.
+
+        Parameters
+        ----------
+        required : sequence of str
+            Keys the state must hold.
+        check : callable, optional
+            ``check(state)``: what is wrong with a state that holds ``required`` (values of the wrong kind,
+            tensors that do not fit the model), or None; called only on states of this fingerprint.
         """
         if not self.path.exists():
             return None
@@ -96,9 +108,9 @@ class ResumeStore:
         problem = _problem(blob)
         if not problem and (blob["fingerprint"] != self.fingerprint or blob["finished"]):
             return None  # another training's state, or a finished one: kept for DVC, overwritten on the next save
-        missing = [] if problem else [k for k in required if k not in blob["state"]]
-        if problem or missing:
-            discard(self.path, reason=f"{str(self.path)!r} is not {KIND}: {problem or f'its state lacks {missing}'}",
+        problem = problem or _content_problem(blob["state"], required=required, check=check)
+        if problem:
+            discard(self.path, reason=f"{str(self.path)!r} is not {KIND}: {problem}",
                     then="training starts from its first epoch")
             return None
         return blob["state"]
@@ -124,3 +136,15 @@ def _problem(blob: Any) -> str | None:
     if not isinstance(blob["state"], dict):
         return "its state is not a mapping"
     return None
+
+
+def _content_problem(state: dict[str, Any], *, required: Sequence[str],
+                     check: Callable[[dict[str, Any]], str | None] | None) -> str | None:
+    """What is wrong with the contents of a state of this fingerprint (None: nothing)."""
+    missing = [k for k in required if k not in state]
+    if missing:
+        return f"its state lacks {missing}"
+    bad = first_nonfinite(state, where="state")
+    if bad is not None:
+        return f"{bad} holds NaN or inf"
+    return check(state) if check is not None else None
