@@ -330,6 +330,17 @@ def test_every_attacks_rung_limits_name_exactly_its_constructor_parameters():
          r"deepfool\[0\].steps = 1000000000000; expected an integer in \[1, 1000000\]"),
         ("attack:\n  attacks: [bim_a]\n  ladders:\n    bim_a:\n    - epsilon: 1.0e+300\n",
          r"bim_a\[0\].epsilon = 1e\+300"),
+        # a second round of held-out trials
+        ("train:\n  epochs: 015\n", r"'015' reads as an octal or base-60 number"),
+        ("seed: 1:30\n", r"'1:30' reads as an octal or base-60 number"),
+        ("spectrogram:\n  dwt_fmin: 0:40.5\n", r"'0:40.5' reads as a base-60 number"),
+        ("no: 1\n", r"key False is not a name"),
+        ("train:\n  on: 1\n", r"key True is not a name"),
+        ("? [a]\n: 1\n", r"key \['a'\] is not a name"),
+        ("seed: " + "[" * 400 + "]" * 400 + "\n", r"not a usable params file \(maximum recursion depth"),
+        ("seed: " + "9" * 5000 + "\n", r"not a usable params file \(Exceeds the limit"),
+        ("device: cuda:" + "9" * 50 + "\n", r"device 'cuda:999.*is not allowed"),
+        ("synth:\n  clips_per_class: 1000000000000\n", r"synth.clips_per_class = 1000000000000 is out of range"),
     ],
 )
 def test_params_files_that_a_first_version_accepted_or_crashed_on(tmp_path, text, expected):

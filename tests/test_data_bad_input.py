@@ -380,3 +380,61 @@ def test_a_long_file_is_read_only_as_far_as_needed(tmp_path, rng, monkeypatch):
     monkeypatch.setattr(sf.SoundFile, "read", lambda self, *a, **k: frames_read.append(k["frames"]) or real_read(self, *a, **k))
     assert load_wav(path, sample_rate=8000, n_samples=8000).shape == (8000,)
     assert frames_read == [60 * 8000]
+
+
+def test_a_class_only_in_the_test_fold_is_refused(tmp_path, rng):
+    root, meta, rows = _esc50(tmp_path, rng)
+    keep = [r for r in rows[1:] if not (r[2] == "1" and r[1] != "1")]  # 'rain' is left only in fold 1
+    _write_rows(meta, [rows[0], *keep])
+    params = make_params(dataset="esc50", dataset_dir=str(root), split={"test_fold": 1})
+    with pytest.raises(DataError, match=r"class\(es\) \['rain'\] have test clips but no training clip"):
+        prepare_audio(params=params, out_dir=tmp_path / "audio")
+    assert not (tmp_path / "audio" / "clips.npy").exists()
+
+
+# --- a second round of held-out trials ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["１００１", "١٠٠١", "+1001", "1001.0", "0x3e9", "1001\u200b", "9" * 5000])
+def test_a_source_id_that_is_not_ascii_digits_is_refused(tmp_path, rng, value):
+    root, meta, rows = _us8k(tmp_path, rng)
+    rows[3][1] = value
+    _write_rows(meta, rows)
+    with pytest.raises(DataError, match=r"line 4: column 'fsID' is .*expected a source id of ASCII digits"):
+        open_dataset(name="urbansound8k", root=root, params=make_params())
+
+
+@pytest.mark.parametrize("name", ["x.wav\x00", "x\n.wav", "1" * 5000])
+def test_control_characters_and_absurd_numbers_in_a_row(tmp_path, rng, name):
+    root, meta, rows = _esc50(tmp_path, rng)
+    column = 0 if not name.isdigit() else 1
+    rows[2][column] = name
+    _write_rows(meta, rows)
+    expected = "expected a bare file name" if column == 0 else "column 'fold' must be an integer"
+    with pytest.raises(DataError, match=rf"line 3: .*{expected}"):
+        open_dataset(name="esc50", root=root, params=make_params())
+
+
+def test_one_category_under_two_targets_is_refused(tmp_path, rng):
+    root, meta, rows = _esc50(tmp_path, rng)
+    for r in rows[1:]:
+        if r[2] == "1":
+            r[3] = "dog"
+    _write_rows(meta, rows)
+    with pytest.raises(DataError, match=r"category 'dog' is label 1 here but 0 on line 2"):
+        open_dataset(name="esc50", root=root, params=make_params())
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_synth_marker_that_is_not_a_regular_file(tmp_path, kind):
+    from advaudio.config import SynthConfig
+    from advaudio.data.synth import write_synth
+
+    root = tmp_path / "synth"
+    write_synth(out_dir=root, config=SynthConfig(n_classes=2, clips_per_class=4, clip_seconds=0.2, sample_rate=8000,
+                                                 n_folds=2), seed=0, progress=False)
+    marker = root / "meta" / "synth.json"
+    marker.unlink()
+    os.mkfifo(marker) if kind == "fifo" else marker.mkdir()
+    with pytest.raises(DataError, match=r"synth\.json: is a (FIFO|folder), not a regular file"):
+        open_dataset(name="synth", root=root, params=make_params())

@@ -171,6 +171,15 @@ def _write_bad(path, kind):
             0, torch.tensor([1]), float("inf"))}, "config": config}, path),
         "NaN bytes inside the zip": lambda: overwrite_in_zip(path, np.full(1000, np.nan, np.float32).tobytes()),
         "zero bytes inside the zip": lambda: overwrite_in_zip(path, bytes(4000)),
+        "finite weights that overflow": lambda: torch.save({"state_dict": {
+            k: v.fill_(1e38) if v.is_floating_point() and k.startswith("body.") else v for k, v in state.items()},
+            "config": config}, path),
+        "a sparse weight": lambda: torch.save({"state_dict": {**state, LAST_WEIGHT: state[LAST_WEIGHT].to_sparse()},
+                                               "config": config}, path),
+        "an integer weight": lambda: torch.save({"state_dict": {**state, LAST_WEIGHT: state[LAST_WEIGHT].long()},
+                                                 "config": config}, path),
+        "a huge input shape": lambda: torch.save({"state_dict": state, "config": {
+            **config, "input_shape": [1, 10**6, 10**6]}}, path),
     }
     bad[kind]()
 
@@ -179,7 +188,11 @@ LAST_WEIGHT = "body.classifier.6.weight"  # alexnet's last layer
 # kind -> what the message must say besides naming the file
 PROBLEMS = {"NaN weights": "state_dict['adapter.mean'] holds NaN or inf",
             "inf in one weight": f"state_dict[{LAST_WEIGHT!r}] holds NaN or inf",
-            "NaN bytes inside the zip": "fails its CRC check", "zero bytes inside the zip": "fails its CRC check"}
+            "NaN bytes inside the zip": "fails its CRC check", "zero bytes inside the zip": "fails its CRC check",
+            "finite weights that overflow": "logits on a constant probe input are NaN or inf",
+            "a sparse weight": f"state_dict[{LAST_WEIGHT!r}] (a torch.sparse_coo tensor)",
+            "an integer weight": f"state_dict[{LAST_WEIGHT!r}] is torch.int64, expected torch.float32",
+            "a huge input shape": "is not [1, H, W] with H, W in 1..8192"}
 
 
 @pytest.mark.parametrize("kind", ["text", "one byte", "empty", "random bytes", "truncated", "a numpy array", "a list",

@@ -170,9 +170,10 @@ def _stage_tree(root: Path) -> None:
     write_fake_features(root / "build" / "features", sources_per_class=4, size=(16, 16))
     torch.manual_seed(0)
     model = build_model("alexnet", n_classes=4, input_shape=[1, 16, 16]).eval()
-    config = make_config(model="alexnet", n_classes=4, class_names=[f"class{i}" for i in range(4)],
-                         input_shape=[1, 16, 16], representation="stft", scaling={"lo": 0.0, "hi": 1.0},
-                         params={"seed": 0})
+    meta = json.loads((root / "build" / "features" / "meta.json").read_text())
+    config = make_config(model="alexnet", n_classes=meta["n_classes"], class_names=meta["class_names"],
+                         input_shape=meta["input_shape"], representation=meta["representation"],
+                         scaling=meta["scaling"], params={"seed": 0})
     save_checkpoint(root / "build" / "model" / "model.pt", model=model, config=config)
     (root / "profiles").mkdir()
     for p in (REPO / "profiles").glob("*.yaml"):

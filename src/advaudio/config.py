@@ -45,7 +45,7 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         _check_range("synth.n_classes", self.n_classes, 2, 10)
-        _check_range("synth.clips_per_class", self.clips_per_class, 2, None)
+        _check_range("synth.clips_per_class", self.clips_per_class, 2, 9999)
         _check_range("synth.clips_per_source", self.clips_per_source, 1, None)
         _check_range("synth.clip_seconds", self.clip_seconds, MIN_CLIP_SECONDS, 60.0)
         _check_range("synth.sample_rate", self.sample_rate, 4000, 192000)
@@ -318,7 +318,7 @@ class Params:
 
     def __post_init__(self) -> None:
         _check_range("seed", self.seed, 0, 2**32 - 1)
-        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]+)?", self.device):
+        if not re.fullmatch(r"auto|cpu|cuda(:[0-9]{1,4})?", self.device):
             raise ConfigError(f"device {self.device!r} is not allowed; choose 'auto', 'cpu' or 'cuda[:N]'")
 
     @property
@@ -475,12 +475,34 @@ class _StrictLoader(yaml.SafeLoader):
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):  # `no:`/`on:` are booleans in YAML 1.1, `3:` an integer
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {_show(key)} is not a name (quote it, or fix the typo)", key_node.start_mark)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"key {key!r} given twice (lines {seen[key].start_mark.line + 1} and "
                     f"{key_node.start_mark.line + 1})", key_node.start_mark)
             seen[key] = key_node
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        # YAML 1.1 reads 015 as octal 13 and 1:30 as base-60 90: nobody means that in a params file
+        if re.fullmatch(r"[-+]?0[0-7_]+|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+", node.value):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} reads as an octal or base-60 number in YAML 1.1; write it in plain "
+                "decimal", node.start_mark)
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: Any) -> Any:
+        if ":" in node.value:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} reads as a base-60 number in YAML 1.1; write it in plain decimal",
+                node.start_mark)
+        return super().construct_yaml_float(node)
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
 
 
 def _read_yaml(path: Path, *, what: str) -> Any:
@@ -494,6 +516,9 @@ def _read_yaml(path: Path, *, what: str) -> Any:
         raise ConfigError(f"{what} {str(path)!r} cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{what} {str(path)!r} is not valid YAML: {' '.join(str(exc).split())}") from None
+    # ValueError: an integer beyond Python's digit limit; RecursionError: absurd nesting; TypeError: a list as a key
+    except (ValueError, RecursionError, TypeError) as exc:
+        raise ConfigError(f"{what} {str(path)!r} is not a usable params file ({str(exc)[:200]})") from None
 
 
 def _check_choice(key: str, value: Any, allowed: list[str]) -> None:
@@ -519,6 +544,10 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
         raise ConfigError(f"{prefix.rstrip('.') or 'params'} must be a mapping, got {_show(raw)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    not_names = [k for k in raw if not isinstance(k, str)]
+    if not_names:
+        raise ConfigError(f"{prefix.rstrip('.') or 'params'} has key(s) {_show(not_names)} that are not names; "
+                          f"known: {sorted(fields)}")
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise ConfigError(f"unknown parameter(s) {[prefix + k for k in unknown]}; known: {sorted(fields)}")

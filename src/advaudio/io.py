@@ -211,8 +211,11 @@ def read_json_object(path: str | Path, *, missing_hint: str) -> dict[str, Any]:
         obj = json.loads(path.read_text())
     except FileNotFoundError:
         raise DataError(f"{path}: not found ({missing_hint})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:  # a folder, a device, ...
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+    # ValueError: JSONDecodeError, and Python's limit on an integer's digits; RecursionError: absurd nesting
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(f"{path}: not valid JSON ({str(exc)[:200]})") from None
     if not isinstance(obj, dict):
         raise DataError(f"{path}: expected a JSON object, got {type(obj).__name__}")
     return obj

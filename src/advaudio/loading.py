@@ -106,6 +106,8 @@ def first_nonfinite(value: Any, *, where: str) -> str | None:
     import torch
 
     if isinstance(value, torch.Tensor):
+        if value.layout != torch.strided:  # sparse or other layouts: never ours, and isfinite cannot judge them
+            return f"{where} (a {value.layout} tensor)"
         if (value.is_floating_point() or value.is_complex()) and not bool(torch.isfinite(value).all()):
             return where
         return None

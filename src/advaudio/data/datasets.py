@@ -134,12 +134,15 @@ def read_synth(*, root: Path, params: Params) -> Dataset:
             f"dataset_dir {str(root)!r} has no {SYNTH_MARKER}, so it is not the synthetic dataset; "
             f"set -S dataset_dir={DEFAULT_DIRS['synth']} (written by the synth stage) or -S dataset=esc50"
         )
+    listing.RowChecker(csv_path=root / ESC50_CSV, root=root).inside(root / SYNTH_MARKER)
+    if problem := listing.regular_file_problem(root / SYNTH_MARKER):
+        raise DataError(problem)
     marker = read_json_object(root / SYNTH_MARKER, missing_hint="written by the synth stage")
     config = marker.get("synth")
     if not isinstance(config, dict) or not all(
-        isinstance(config.get(k), int) and config[k] > 0 for k in ("n_classes", "n_folds")
+        type(config.get(k)) is int and 0 < config[k] <= 10_000 for k in ("n_classes", "n_folds")
     ):
-        raise DataError(f"{root / SYNTH_MARKER}: expected 'synth' with positive integers n_classes and n_folds")
+        raise DataError(f"{root / SYNTH_MARKER}: expected 'synth' with integers n_classes and n_folds in 1..10000")
     return _read_esc50_layout(
         name="synth",
         root=root,
@@ -166,7 +169,7 @@ def read_urbansound8k(*, root: Path, params: Params) -> Dataset:
                 f"UrbanSound8K's class {label} is {US8K_CLASSES[label]!r}"
             )
         file_name = check.file_name(row, "slice_file_name", line=line)
-        source = listing.source_id(row["fsID"])
+        source = listing.source_id(row["fsID"], csv_path=csv_path, line=line, column="fsID")
         check.name_agrees(file_name, pattern=US8K_NAME, line=line, fields={"fsID": source, "classID": label})
         clips.append(
             Clip(
@@ -204,7 +207,7 @@ def _read_esc50_layout(
         fold = check.integer(row, "fold", line=line, lo=1, hi=n_folds)
         label = check.integer(row, "target", line=line, lo=0, hi=n_classes - 1)
         file_name = check.file_name(row, "filename", line=line)
-        source = listing.source_id(row["src_file"])
+        source = listing.source_id(row["src_file"], csv_path=csv_path, line=line, column="src_file")
         check.name_agrees(
             file_name, pattern=ESC50_NAME, line=line, fields={"fold": fold, "src_file": source, "target": label}
         )
@@ -258,12 +261,19 @@ def _class_names(clips: list[Clip], *, csv_path: Path, official: tuple[str, ...]
         If one label carries two category names; the message names both lines.
     """
     first: dict[int, Clip] = {}
+    named: dict[str, Clip] = {}
     for clip in clips:
         seen = first.setdefault(clip.label, clip)
         if seen.category != clip.category:
             raise DataError(
                 f"{csv_path}, line {clip.line}: label {clip.label} is {clip.category!r} here but "
                 f"{seen.category!r} on line {seen.line}"
+            )
+        seen = named.setdefault(clip.category, clip)
+        if seen.label != clip.label:
+            raise DataError(
+                f"{csv_path}, line {clip.line}: category {clip.category!r} is label {clip.label} here but "
+                f"{seen.label} on line {seen.line}; one class must have one label"
             )
     n = max(len(official), max(first) + 1)
     defaults = list(official) + [f"class_{i}" for i in range(len(official), n)]

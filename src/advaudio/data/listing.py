@@ -98,8 +98,8 @@ class RowChecker:
         """``row[column]`` as an integer in ``[lo, hi]``; only ASCII digits with an optional sign (``int()``
         would also take ``1_0`` and other scripts' digits)."""
         value = row[column]
-        if not re.fullmatch(r"[+-]?[0-9]+", value):
-            raise DataError(f"{self._at(line)}: column {column!r} must be an integer, got {value!r}")
+        if not re.fullmatch(r"[+-]?[0-9]{1,18}", value):
+            raise DataError(f"{self._at(line)}: column {column!r} must be an integer, got {value[:40]!r}")
         number = int(value)
         if not lo <= number <= hi:
             raise DataError(
@@ -110,10 +110,11 @@ class RowChecker:
     def file_name(self, row: dict[str, str], column: str, *, line: int) -> str:
         """``row[column]`` if it is a bare file name (no folder, no ``..``, not absolute)."""
         name = row[column]
-        if name in (".", "..") or "/" in name or "\\" in name or Path(name).name != name:
+        bad = name in (".", "..") or "/" in name or "\\" in name or any(ord(ch) < 32 for ch in name)
+        if bad or Path(name).name != name:
             raise DataError(
-                f"{self._at(line)}: column {column!r} is {name!r}; expected a bare file name "
-                "(no folder, no '..', not an absolute path)"
+                f"{self._at(line)}: column {column!r} is {name[:80]!r}; expected a bare file name "
+                "(no folder, no '..', no control character, not an absolute path)"
             )
         return name
 
@@ -151,10 +152,20 @@ class RowChecker:
         return self._dvc_cache  # type: ignore[return-value]
 
 
-def source_id(value: str) -> str:
-    """A source id as one string per recording: a number without its leading zeros (``01004`` is ``1004``),
-    anything else as it is, so that two spellings of one recording cannot pass as two sources."""
-    return str(int(value)) if re.fullmatch(r"[0-9]+", value) else value
+def source_id(value: str, *, csv_path: Path, line: int, column: str) -> str:
+    """A source id (a Freesound id in ESC-50 and UrbanSound8K) as one string per recording: ASCII digits
+    without leading zeros (``01004`` is ``1004``), so that two spellings of one recording cannot pass as two
+    sources.
+
+    Raises
+    ------
+    DataError
+        For anything but 1 to 18 ASCII digits (``+200``, ``200.0``, ``２００`` and ``0x200`` included).
+    """
+    if not re.fullmatch(r"[0-9]{1,18}", value):
+        raise DataError(f"{csv_path}, line {line}: column {column!r} is {value[:40]!r}; expected a source id of "
+                        "ASCII digits")
+    return str(int(value))
 
 
 def regular_file_problem(path: Path) -> str:
@@ -230,7 +241,8 @@ def _checked_row(row: dict, *, path: Path, line: int, required: Sequence[str]) -
 
 
 def _same(a: str, b: str) -> bool:
-    if a.isdigit() and b.isdigit():
+    """Equal as the listing compares them: ASCII numbers by value (``01004`` is ``1004``), the rest as text."""
+    if re.fullmatch(r"[0-9]{1,18}", a) and re.fullmatch(r"[0-9]{1,18}", b):
         return int(a) == int(b)
     return a == b
 

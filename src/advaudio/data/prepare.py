@@ -18,7 +18,7 @@ import numpy as np
 
 from advaudio.config import Params
 from advaudio.data.augment import augment_rows
-from advaudio.data.datasets import Clip, open_dataset
+from advaudio.data.datasets import Clip, Dataset, open_dataset
 from advaudio.data.decode import SkippedFile, decode_clips
 from advaudio.parallel import worker_pool
 from advaudio.data.splits import PAPER_TEST_FOLD, TEST, TRAIN, Assignment, assign_splits, check_no_leakage
@@ -82,6 +82,7 @@ def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
         for side in (TRAIN, TEST):
             if not any(a.split == side for a in sides):
                 raise DataError(f"{ds.metadata}: no usable clip left in the {side} split")
+        _check_test_classes_are_trained(clips, sides, dataset=ds)
         train_rows = [k for k, a in enumerate(sides) if a.split == TRAIN]
         n_rows = len(clips) + len(train_rows) * len(scales)
         index = [_index_row(k, clips[k], sides[k], 1.0) for k in range(len(clips))]
@@ -122,6 +123,19 @@ def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
         n_test=n_test,
         skipped=tuple(skipped),
     )
+
+
+def _check_test_classes_are_trained(clips: list[Clip], sides: list[Assignment], *, dataset: Dataset) -> None:
+    """Refuse a split whose test set holds a class that no training clip has: the model could never predict it,
+    and its test clips would count as errors that say nothing about the model."""
+    trained = {c.label for c, a in zip(clips, sides) if a.split == TRAIN}
+    untrained = sorted({c.label for c, a in zip(clips, sides) if a.split == TEST} - trained)
+    if untrained:
+        names = [dataset.class_names[label] for label in untrained]
+        raise DataError(
+            f"{dataset.metadata}: class(es) {names} have test clips but no training clip (every recording of "
+            "theirs is in the test fold, or was skipped); choose another split.test_fold or add recordings"
+        )
 
 
 def _index_row(row: int, clip: Clip, side: Assignment, scale: float) -> tuple:

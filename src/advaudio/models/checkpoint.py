@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import reprlib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -105,14 +106,23 @@ def load_checkpoint(path: str | Path, *, device: str | torch.device = "cpu") -> 
                             **config["model_kwargs"])
     except (ConfigError, TypeError, ValueError) as exc:
         raise DataError(f"{str(path)!r} is not {KIND}: its config does not build a model ({exc})") from None
+    problem = _dtype_problem(model, state)
+    if problem:
+        raise DataError(f"{str(path)!r} is not {KIND}: {problem}")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise DataError(f"{str(path)!r} is not {KIND}: its weights do not fit model {config['model']!r} "
                         f"({one_line(str(exc))})") from None
-    return model.to(device).eval(), config
+    model.eval()
+    if not _finite_on_a_probe(model, input_shape=config["input_shape"]):
+        raise DataError(f"{str(path)!r} is not {KIND}: its logits on a constant probe input are NaN or inf, though "
+                        "every weight is finite (weights that overflow, or a negative BatchNorm variance)")
+    return model.to(device), config
 
 
+# Spectrogram sides are at most 4096 (config.SpectrogramConfig), plus the tonnetz rows.
+MAX_INPUT_SIDE = 8192
 _CONFIG_TYPES = {"model": str, "model_kwargs": dict, "n_classes": int, "class_names": list, "input_shape": list,
                  "representation": str, "scaling": dict, "params": dict}
 
@@ -129,8 +139,9 @@ def _config_problem(config: Any) -> str | None:
         return f"config entries {wrong} are not of the types make_config writes"
     if not all(isinstance(c, str) for c in config["class_names"]) or len(config["class_names"]) != config["n_classes"]:
         return f"class_names is not a list of n_classes = {config['n_classes']} names"
-    if len(config["input_shape"]) != 3 or not all(isinstance(s, int) and s > 0 for s in config["input_shape"]):
-        return f"input_shape {config['input_shape']!r} is not [1, H, W]"
+    shape = config["input_shape"]
+    if len(shape) != 3 or not all(type(s) is int and 0 < s <= MAX_INPUT_SIDE for s in shape) or shape[0] != 1:
+        return f"input_shape {reprlib.repr(shape)} is not [1, H, W] with H, W in 1..{MAX_INPUT_SIDE}"
     return None
 
 
@@ -143,6 +154,23 @@ def _state_problem(state: Any) -> str | None:
     if bad is not None:
         return f"{bad} holds NaN or inf (a corrupt file or a diverged training)"
     return None
+
+
+def _dtype_problem(model: nn.Module, state: Mapping[str, torch.Tensor]) -> str | None:
+    """A saved tensor of another dtype than the model's (``load_state_dict`` would cast it silently: an integer,
+    boolean or complex weight is no weight this model was trained with)."""
+    expected = model.state_dict()
+    for name, tensor in state.items():
+        if name in expected and tensor.dtype != expected[name].dtype:
+            return f"state_dict[{name!r}] is {tensor.dtype}, expected {expected[name].dtype}"
+    return None
+
+
+def _finite_on_a_probe(model: nn.Module, *, input_shape: list[int]) -> bool:
+    """Whether ``model`` (in eval mode, on the CPU) gives finite logits for a constant mid-range input: one forward
+    pass, which catches what a look at the weights alone misses."""
+    with torch.no_grad():
+        return bool(torch.isfinite(model(torch.full((1, *input_shape), 0.5))).all())
 
 
 def check_matches_features(config: Mapping[str, Any], *, meta: Mapping[str, Any], path: str | Path) -> None:
