@@ -110,12 +110,11 @@ def _deepfool_l2(model, x, y):
     return torch.where(success, size, torch.full_like(size, float("inf"))).detach().numpy()
 
 
-def test_fgsm_retraining_raises_the_perturbation_needed(tmp_path):
-    torch.set_num_threads(1)
-    # Data seed 1: with the features stored as float16, seed 0 is this small problem's one outlier (DeepFool L2
-    # ratio retrained/clean 0.91; seeds 1-5: 3.56, 1.45, 2.10, 2.42, 2.68; float32 seed 0 gave 1.67).
-    features = open_features(write_fake_features(tmp_path, sources_per_class=16, noise=0.25, seed=1))
-    params = params_from_dict({"device": "cpu", "train": {"epochs": 8, "batch_size": 16, "lr": 0.003},
+def _retraining_ratio(tmp_path, *, seed: int) -> float:
+    """Median DeepFool L2 needed after FGSM retraining over before it, on victims both models classify right, for
+    the small fake-feature problem of data seed ``seed``; checks the retraining metrics on the way."""
+    features = open_features(write_fake_features(tmp_path / str(seed), sources_per_class=16, noise=0.25, seed=seed))
+    params = params_from_dict({"device": "cpu", "seed": seed, "train": {"epochs": 8, "batch_size": 16, "lr": 0.003},
                                "fgsm_retrain": {"epochs": 6, "epsilon": 0.1, "lr_scale": 1.0}})
     clean = train_victim(params=params, features=features, progress=False)
     outcome = fgsm_retrain(params=params, features=features, clean_model=clean.model, clean_config=clean.config,
@@ -127,11 +126,18 @@ def test_fgsm_retraining_raises_the_perturbation_needed(tmp_path):
     x, y = features.test.load(), features.test.y
     ok = (clean.model(x).argmax(1) == y) & (outcome.model(x).argmax(1) == y)
     assert ok.sum() >= len(y) // 2
-    before = np.median(_deepfool_l2(clean.model, x[ok], y[ok]))
-    after = np.median(_deepfool_l2(outcome.model, x[ok], y[ok]))
-    print(f"DeepFool L2 needed (median): clean {before:.3f}, retrained {after:.3f}; accuracy "
-          f"{m['clean_test_accuracy']:.3f} -> {m['test_accuracy']:.3f}")
-    assert after > 1.2 * before, (before, after)
+    return float(np.median(_deepfool_l2(outcome.model, x[ok], y[ok])) / np.median(_deepfool_l2(clean.model, x[ok], y[ok])))
+
+
+@pytest.mark.slow
+def test_fgsm_retraining_raises_the_perturbation_needed_over_seeds(tmp_path):
+    """A finding, so it must hold over seeds, not for one picked seed: in at least 4 of 5 data-and-training seeds
+    FGSM retraining raises the median DeepFool L2 a victim needs, and over the seeds the median rise is above 50 %
+    (measured: 0.91, 1.18, 4.98, 1.72, 4.06; ~80 s on 2 cores)."""
+    torch.set_num_threads(1)
+    ratios = [_retraining_ratio(tmp_path, seed=seed) for seed in range(5)]
+    print("DeepFool L2 needed, retrained / original, seeds 0-4:", [round(r, 2) for r in ratios])
+    assert sum(r > 1.0 for r in ratios) >= 4 and np.median(ratios) > 1.5, ratios
 
 
 def test_retraining_uses_the_models_own_optimiser_at_lr_scale(tmp_path):
