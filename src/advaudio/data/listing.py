@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from advaudio.data.datasets import Clip
 
 
+_ASCII_NUMBER = re.compile(r"[0-9]{1,18}")  # int() also takes other scripts' digits, '_' and any length
+
+
 def read_rows(
     path: Path, *, columns: Sequence[str], required: Sequence[str]
 ) -> Iterator[tuple[int, dict[str, str]]]:
@@ -127,7 +130,7 @@ class RowChecker:
             return
         for column, value in fields.items():
             said = match.group(column)
-            if not _same(said, str(value)):
+            if _canonical(said) != _canonical(str(value)):
                 raise DataError(
                     f"{self._at(line)}: file name {name!r} says {column} {said} but the row's {column} is "
                     f"{value}; the same recording would count as two"
@@ -162,10 +165,10 @@ def source_id(value: str, *, csv_path: Path, line: int, column: str) -> str:
     DataError
         For anything but 1 to 18 ASCII digits (``+200``, ``200.0``, ``２００`` and ``0x200`` included).
     """
-    if not re.fullmatch(r"[0-9]{1,18}", value):
+    if not _ASCII_NUMBER.fullmatch(value):
         raise DataError(f"{csv_path}, line {line}: column {column!r} is {value[:40]!r}; expected a source id of "
                         "ASCII digits")
-    return str(int(value))
+    return _canonical(value)
 
 
 def regular_file_problem(path: Path) -> str:
@@ -240,11 +243,10 @@ def _checked_row(row: dict, *, path: Path, line: int, required: Sequence[str]) -
     return row
 
 
-def _same(a: str, b: str) -> bool:
-    """Equal as the listing compares them: ASCII numbers by value (``01004`` is ``1004``), the rest as text."""
-    if re.fullmatch(r"[0-9]{1,18}", a) and re.fullmatch(r"[0-9]{1,18}", b):
-        return int(a) == int(b)
-    return a == b
+def _canonical(value: str) -> str:
+    """``value`` as the listing compares it: an ASCII number without leading zeros (``01004`` is ``1004``), other
+    text as it is."""
+    return str(int(value)) if _ASCII_NUMBER.fullmatch(value) else value
 
 
 def _dvc_cache_dir(start: Path) -> Path | None:
