@@ -1,43 +1,60 @@
-"""Stage `attack@<mode>` (one `foreach` entry of dvc.yaml per mode): run the six attacks with budget search and write metrics, curves and examples.
+"""Stage `attack@<mode>` (one `foreach` entry of dvc.yaml per mode): run every attack with budget search on the
+victims and write metrics, curves and examples.
 
-`--mode clean` attacks build/model/model.pt and draws the victims; `clean_bounded` attacks it with
-||delta||_2 <= attack.bound; `bounded` (with the bound) and `unbounded` attack build/model/retrained.pt; all
-on the same victims (src/advaudio/evaluation/modes.py). Outputs: docs/ARCHITECTURE.md. Each attack's search
-state is saved after every rung (build/attacks/.resume/<mode>/); a rerun after a crash continues where it stopped
-(src/advaudio/evaluation/resume.py).
+dvc.yaml passes the paths: the features, the attacked checkpoint (the original model or the FGSM-retrained
+one), the victims (the `victims` stage's), whether the L2 bound applies, and where the outputs go
+(docs/ARCHITECTURE.md). Each attack's search state is saved after every rung in build/.resume/attack@<mode>/;
+a rerun after a crash continues where it stopped, unless an input of the stage changed
+(src/advaudio/resume.py).
 """
 
 import argparse
 import csv
 import io
+from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
-from advaudio.config import load_params
-from advaudio.evaluation.attack_run import run_mode
-from advaudio.evaluation.modes import MODES
+from advaudio.config import load_params, resolve_device
+from advaudio.evaluation.attack_run import AttackPaths, run_mode
 from advaudio.io import save_npz, write_json, write_text
+from advaudio.resume import RESUME_ROOT, ResumeFolder, stage_inputs
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import run_stage, stage_summary
 
 
-def main(*, mode: str) -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mode", required=True, help="the stage is attack@<mode>")
+    parser.add_argument("--features", type=Path, required=True)
+    parser.add_argument("--checkpoint", type=Path, required=True, help="the attacked model")
+    parser.add_argument("--victims", type=Path, required=True, help="the victims stage's victims.npz")
+    parser.add_argument("--bounded", choices=["true", "false"], required=True,
+                        help="keep every adversarial within the L2 bound (attack.bound)")
+    parser.add_argument("--out", type=Path, required=True, help="folder of results.npz and examples.npz")
+    parser.add_argument("--metrics", type=Path, required=True, help="the stage's metrics JSON")
+    parser.add_argument("--curves", type=Path, required=True, help="folder of the FR(epsilon) CSVs")
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
     reexec_with_tcmalloc()
-    stage, stem = f"attack@{mode}", f"attack_{mode}"  # DVC's stage name; its files keep the stem
+    stage = f"attack@{args.mode}"
+    params = load_params("params.yaml")
+    resume = ResumeFolder(RESUME_ROOT / stage, then="every attack starts from its first rung",
+                          inputs=stage_inputs(stage, extra={"device": resolve_device(params.device)}))
     with stage_summary(stage, "victims") as counter:
-        run = run_mode(params=load_params("params.yaml"), mode=mode)
-        out = f"build/attacks/{mode}"
-        if MODES[mode].draws_victims:
-            save_npz(f"{out}/victims.npz", **run.victims)
-        save_npz(f"{out}/results.npz", **run.results)
-        save_npz(f"{out}/examples.npz", **run.examples)
+        run = run_mode(params=params, stage=stage, bounded=args.bounded == "true", resume=resume,
+                       paths=AttackPaths(features=args.features, checkpoint=args.checkpoint, victims=args.victims))
+        save_npz(args.out / "results.npz", **run.results)
+        save_npz(args.out / "examples.npz", **run.examples)
         for name, curve in run.curves.items():
             buf = io.StringIO()
             writer = csv.writer(buf, lineterminator="\n")
             writer.writerow(["epsilon", "fooling_rate"])
             writer.writerows((f"{e:.6g}", f"{f:.6g}") for e, f in curve)
-            write_text(f"metrics/curves/{stem}/{name}.csv", buf.getvalue())
-        write_json(f"metrics/{stem}.json", run.metrics)
-        run.store.clear()  # every output is written: the saved search states are no longer needed
+            write_text(args.curves / f"{name}.csv", buf.getvalue())
+        write_json(args.metrics, run.metrics)
+        resume.clear()  # every output is written: the saved search states are no longer needed
         counter.items = run.metrics["n_victims"] * len(run.curves)
     failed = [k for k, v in run.metrics["sanity"].items() if not v]
     print(f"{stage}: mean FR {run.metrics['mean']['fooling_rate']:.2f}; sanity checks failed: {failed or 'none'}")
@@ -45,7 +62,5 @@ def main(*, mode: str) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=list(MODES), required=True)
-    mode = parser.parse_args().mode
-    run_stage(f"attack@{mode}", lambda: main(mode=mode))
+    arguments = parse()
+    run_stage(f"attack@{arguments.mode}", lambda: main(arguments))

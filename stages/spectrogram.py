@@ -3,8 +3,9 @@ scaled to [0, 1], in float16 shards; resized to the model's input size when read
 
 Reads ``dataset``, ``representation`` and ``spectrogram`` from params.yaml. The [0, 1] scaling constants
 come from the training split only and are stored in ``meta.json`` (docs/ARCHITECTURE.md "Features").
-Crash-safe: the constants and each finished shard are staged in build/.resume/features/ (no DVC output); a
-rerun after a crash or kill -9 reuses them and computes only the rest (src/advaudio/features/staging.py).
+Crash-safe: the constants and each finished shard are staged in build/.resume/spectrogram/ (no DVC output); a
+rerun after a crash or kill -9 reuses them and computes only the rest, unless an input of the stage changed
+(src/advaudio/features/staging.py, src/advaudio/resume.py).
 """
 
 import argparse
@@ -13,6 +14,8 @@ import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.features.extract import build_features
 from advaudio.features.shards import CLIPS_PER_SHARD
+from advaudio.features.staging import spectrogram_inputs
+from advaudio.resume import RESUME_ROOT, ResumeFolder
 from advaudio.stage_log import run_stage, stage_summary
 
 
@@ -27,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     # Registry-backed names are validated by validate_params (build/params.ok); validating them here would import
     # every registry, the six attacks included, which this stage does not use.
     params = load_params(args.params, check_choices=False)
+    resume = ResumeFolder(RESUME_ROOT / "spectrogram", inputs=spectrogram_inputs(clips_per_shard=args.clips_per_shard),
+                          then="every shard is computed again")
     with stage_summary("spectrogram", "clips") as counter:
         result = build_features(
             audio_dir=args.audio,
@@ -35,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             config=params.spectrogram,
             dataset=params.dataset,
             clips_per_shard=args.clips_per_shard,
+            resume=resume,
         )
         counter.items = result.n_train + result.n_test
     return 0

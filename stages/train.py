@@ -1,8 +1,9 @@
 """Stage `train`: train `model` on build/features; write the checkpoint, resume state, metrics, curves.
 
 Outputs (docs/ARCHITECTURE.md): build/model/model.pt, metrics/train.json, metrics/train_live/ (DVCLive,
-without touching dvc.yaml), metrics/confusion.csv. It also keeps build/train_resume/, which DVC does not
-track, so an interrupted training resumes at its last epoch.
+without touching dvc.yaml), metrics/confusion.csv. The state after each epoch is kept in build/.resume/train/
+(no DVC output) until the outputs are written, so an interrupted training resumes at its last epoch unless an
+input of the stage changed (src/advaudio/resume.py).
 """
 
 import csv
@@ -11,15 +12,15 @@ import io
 from dvclive import Live
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
-from advaudio.config import load_params
+from advaudio.config import load_params, resolve_device
 from advaudio.io import write_json, write_text
 from advaudio.models.checkpoint import save_checkpoint
+from advaudio.resume import RESUME_ROOT, ResumeFolder, stage_inputs
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import run_stage, stage_summary
 from advaudio.features.store import open_features
 from advaudio.training.run import train_victim
 
-RESUME_DIR = "build/train_resume"
 
 
 def main() -> int:
@@ -28,6 +29,8 @@ def main() -> int:
     # every registry, the six attacks included, which this stage does not use.
     params = load_params("params.yaml", check_choices=False)
     features = open_features("build/features")
+    resume = ResumeFolder(RESUME_ROOT / "train", then="training starts from its first epoch",
+                          inputs=stage_inputs("train", extra={"device": resolve_device(params.device)}))
     with stage_summary("train", "images") as counter:
         # Started empty: a resumed training replays the epochs it had finished (advaudio.training.run), so the
         # curves always equal an uninterrupted run's.
@@ -39,8 +42,7 @@ def main() -> int:
                         live.log_metric(key, value)
                 live.next_step()
 
-            outcome = train_victim(params=params, features=features, resume_dir=RESUME_DIR,
-                                   on_epoch=log_epoch)
+            outcome = train_victim(params=params, features=features, resume=resume, on_epoch=log_epoch)
         save_checkpoint("build/model/model.pt", model=outcome.model, config=outcome.config)
         write_json("metrics/train.json", outcome.metrics)
         names = outcome.config["class_names"]
@@ -49,6 +51,7 @@ def main() -> int:
         writer.writerow(["actual", "predicted"])
         writer.writerows((names[a], names[p]) for a, p in zip(outcome.test_labels, outcome.test_predictions))
         write_text("metrics/confusion.csv", buf.getvalue())
+        resume.clear()  # every output is written: the state is no longer needed
         counter.items = int(outcome.metrics["images_per_second"] * outcome.metrics["seconds"])
     m = outcome.metrics
     print(f"train: {params.model} test accuracy {m['test_accuracy']:.3f}, macro F1 {m['macro_f1']:.3f}, "

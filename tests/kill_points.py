@@ -40,7 +40,8 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 
 def start_stage_killed_after(script: str, args: list[str], *, cwd: Path, module: str, qualname: str, key: str,
-                             after: int, distinct: bool = False, env: dict | None = None) -> subprocess.Popen:
+                             after: int, distinct: bool = False, env: dict | None = None,
+                             stages: Path = REPO / "stages") -> subprocess.Popen:
     """Start ``stages/<script>`` so that it SIGKILLs itself after ``after`` matching calls of a function.
 
     Parameters
@@ -57,8 +58,11 @@ def start_stage_killed_after(script: str, args: list[str], *, cwd: Path, module:
         for a call that does not count.
     after
         Kill once this many calls (``distinct``: distinct keys) have counted; the triggering call completes first.
+    stages
+        The ``stages/`` folder to run from (another checkout's: give its ``src/`` in ``PYTHONPATH`` too, so the
+        wrapped module is that checkout's).
     """
-    program = _PROGRAM.format(stages=str(REPO / "stages"), argv=[str(REPO / "stages" / script), *args],
+    program = _PROGRAM.format(stages=str(stages), argv=[str(stages / script), *args],
                               module=module, qualname=qualname, key=key, after=after, distinct=distinct)
     return subprocess.Popen([sys.executable, "-c", program], cwd=cwd, env=env or dict(os.environ),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

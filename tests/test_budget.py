@@ -121,7 +121,9 @@ def test_black_box_queries_equal_the_models_forward_samples():
     model = smooth_model()
     x, y, t = victims(model, n=4)
     r = run("pia", model, x, y, t)
-    assert r.black_box and r.queries > 0 and r.queries == r.forward_calls and r.gradient_calls == 0
+    # the model saw the queries PIA reports and foolbox's one success check per victim, nothing else
+    assert r.black_box and r.queries > 0 and r.gradient_calls == 0 and r.success_checks == len(x) * r.level
+    assert r.forward_calls == r.queries + r.success_checks
     assert blackbox_queries_only({"pia": r})
 
 
@@ -178,7 +180,8 @@ def test_a_streamed_reader_pool_gives_the_tensor_pools_search(tmp_path):
 def test_the_starting_pool_is_classified_once_per_search_and_not_again_on_resume(tmp_path):
     from toy_attack_models import POOL
 
-    from advaudio.evaluation.resume import ResumeStore
+    from advaudio.evaluation.search_state import read_search_state, write_search_state
+    from advaudio.resume import ResumeFolder
 
     passes: list[int] = []
 
@@ -201,9 +204,10 @@ def test_the_starting_pool_is_classified_once_per_search_and_not_again_on_resume
     full = run("pia", model, x, y, t, ladder=ladder, starting_pool=CountedPool(), on_rung=states.append)
     assert full.level >= 2 and len(states) >= 2
     assert passes == [1]  # one classification for every rung
-    store = ResumeStore(tmp_path / "clean", key="k")
-    store.save(states[0])
-    saved = store.load("pia", shape=tuple(x.shape), n_levels=len(ladder))
+    store = ResumeFolder(tmp_path / "attack@clean", inputs={}, then="-")
+    store.save("pia.npz", lambda fh: write_search_state(fh, states[0]))
+    saved = store.load("pia.npz", lambda path: read_search_state(path, name="pia", shape=tuple(x.shape),
+                                                                  n_levels=len(ladder)))
     np.testing.assert_array_equal(saved.pool_top1, states[0].pool_top1)
     assert saved.pool_top1.shape == (len(POOL),)
     passes.clear()

@@ -23,13 +23,14 @@ from advaudio.config import SynthConfig, params_from_dict
 from advaudio.data.prepare import prepare_audio
 from advaudio.data.synth import write_synth
 from advaudio.errors import DiskFullError
-from advaudio.evaluation.budget import BudgetResult
-from advaudio.evaluation.resume import ResumeStore as AttackStore
+from advaudio.evaluation.budget import BudgetResult, SearchState
+from advaudio.evaluation.search_state import write_search_state
 from advaudio.features.extract import build_features
 from advaudio.io import allocate_npy, npy_nbytes, npy_output, save_npy, write_text
 from advaudio.models import build_model
 from advaudio.models.checkpoint import make_config, save_checkpoint
-from advaudio.training.resume import ResumeStore as TrainStore
+from advaudio.resume import ResumeFolder
+from advaudio.training.state import write_training_state
 from test_features_stage import CONFIG, write_fake_audio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,10 +72,15 @@ def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".decode."))
 
 
-def _budget_state(n: int) -> BudgetResult:
-    return BudgetResult(name="cw", adv=np.random.default_rng(0).random((n, 1, 32, 32), dtype=np.float32),
-                        l2=np.ones(n), success=np.ones(n, bool), level=1, n_levels=2, gradient_calls=0,
-                        forward_calls=0, queries=0, seconds=1.0, finished=False)
+def _budget_state(n: int) -> SearchState:
+    result = BudgetResult(name="cw", adv=np.random.default_rng(0).random((n, 1, 32, 32), dtype=np.float32),
+                          l2=np.ones(n), success=np.ones(n, bool), level=1, n_levels=2, gradient_calls=0,
+                          forward_calls=0, queries=0, seconds=1.0)
+    return SearchState(result=result, finished=False)
+
+
+def _folder(disk: Path) -> ResumeFolder:
+    return ResumeFolder(disk / "stage", inputs={}, then="-")
 
 
 def _write_checkpoint(disk: Path) -> None:
@@ -94,10 +100,10 @@ WRITERS = {  # writer(disk), the file it writes, the bytes it needs (None: not k
     "npy_output": (_write_npy_output, "clips.npy", 128 + 2**21),
     "write_text": (lambda d: write_text(d / "a.csv", "x" * 2**20), "a.csv", 2**20),
     "checkpoint": (_write_checkpoint, "model.pt", "known"),
-    "training resume state": (lambda d: TrainStore(d, fingerprint="f").save({"w": torch.ones(2**19)}),
-                              "state.pt", None),
-    "attack resume state": (lambda d: AttackStore(d / "clean", key="k").save(_budget_state(256)), "clean/cw.npz",
-                            None),
+    "training resume state": (lambda d: _folder(d).save("state.pt", lambda fh: write_training_state(
+        fh, {"w": torch.ones(2**19)})), "stage/state.pt", None),
+    "attack resume state": (lambda d: _folder(d).save("cw.npz", lambda fh: write_search_state(
+        fh, _budget_state(256))), "stage/cw.npz", None),
 }
 
 
@@ -196,7 +202,7 @@ def test_spectrogram_on_a_full_disk_is_refused_before_computing(tmp_path, small_
     audio, disk = _audio(tmp_path), small_disk(128 * 1024)
     with pytest.raises(DiskFullError) as info:
         _features(audio, disk / "features")
-    numbers = _parsed(str(info.value), disk / ".resume" / "features")
+    numbers = _parsed(str(info.value), disk / ".staging-features")
     assert numbers["need"] > numbers["free"]
     assert not (disk / "features" / "meta.json").exists() and _leftovers(disk) == []
 
@@ -207,10 +213,10 @@ def test_spectrogram_running_out_of_space_midway_names_the_shard(tmp_path, small
     with pytest.raises(DiskFullError) as info:
         _features(audio, disk / "features")
     found = MESSAGE.search(str(info.value))
-    assert found and re.fullmatch(rf"{re.escape(str(disk))}/\.resume/features/(train|test)/spectrogram-\d{{5}}\.npy",
+    assert found and re.fullmatch(rf"{re.escape(str(disk))}/\.staging-features/(train|test)/spectrogram-\d{{5}}\.npy",
                                   found["path"]), str(info.value)
     assert _leftovers(disk) == []
-    for shard in (disk / ".resume" / "features").rglob("*.npy"):  # what is staged is whole
+    for shard in (disk / ".staging-features").rglob("*.npy"):  # what is staged is whole
         assert np.load(shard).shape[0] in (1, 3)
 
 
@@ -219,7 +225,7 @@ def test_spectrogram_with_too_little_free_space_is_refused_by_name(tmp_path, mon
     audio, out = _audio(tmp_path), tmp_path / "features"
     with pytest.raises(DiskFullError) as info:
         _features(audio, out)
-    numbers = _parsed(str(info.value), tmp_path / ".resume" / "features")
+    numbers = _parsed(str(info.value), tmp_path / ".staging-features")
     assert numbers["free"] == 50_000 < numbers["need"]
     assert not (out / "meta.json").exists() and _leftovers(tmp_path) == []
     assert json.loads((tmp_path / "audio" / "info.json").read_text())["dataset"] == "synth"  # inputs untouched

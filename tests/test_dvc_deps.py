@@ -189,24 +189,32 @@ def test_the_import_reader_follows_function_imports_submodules_and_parent_packag
 
 
 def test_the_attack_stages_are_one_foreach_entry_that_matches_the_modes():
-    """dvc.yaml generates attack@<mode> from one block (issue 18 item 3), with the checkpoint and victims each
-    mode reads (advaudio.evaluation.modes) and the metrics file names the tables stage reads."""
+    """dvc.yaml generates attack@<mode> from one block (issue 18 item 3); each stage gets its paths on the command
+    line (the checkpoint it also depends on, the victims stage's victims) and the modes are the ones the tables
+    stage reads."""
+    import shlex
+
     import yaml
 
-    from advaudio.evaluation.modes import MODES
     from advaudio.report.inputs import MODES as REPORTED_MODES
 
     written = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert list(written["attack"]["foreach"]) == list(MODES)
+    items = written["attack"]["foreach"]
     assert not [name for name in written if name.startswith("attack_")]  # no hand-written attack block left
+    assert set(items) == set(REPORTED_MODES)
     stages = dvc_stages()
-    assert sorted(s for s in stages if s.startswith("attack")) == sorted(f"attack@{m}" for m in MODES)
-    for mode, spec in MODES.items():
+    assert sorted(s for s in stages if s.startswith("attack")) == sorted(f"attack@{m}" for m in items)
+    for mode, item in items.items():
         cmd, deps = stages[f"attack@{mode}"]
-        assert cmd == f"python stages/attack.py --mode {mode}"
-        assert f"build/model/{spec.checkpoint}" in deps
-        assert ("build/attacks/clean" in deps) is not spec.draws_victims, mode
-    assert set(REPORTED_MODES) == set(MODES)
+        words = shlex.split(cmd)
+        options = dict(zip(words[2::2], words[3::2]))
+        assert words[:2] == ["python", "stages/attack.py"] and len(words) % 2 == 0, cmd
+        assert options["--mode"] == mode
+        assert options["--checkpoint"] == f"build/model/{item['checkpoint']}" and options["--checkpoint"] in deps
+        assert options["--bounded"] == str(item["bounded"]).lower()
+        assert options["--victims"] == "build/victims/victims.npz" and "build/victims" in deps
+        assert options["--features"] in deps
+    assert stages["victims"][0].split()[1] == "stages/victims.py"
 
 
 def test_every_attack_stage_writes_the_metrics_the_tables_stage_reads():

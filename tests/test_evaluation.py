@@ -23,6 +23,7 @@ from advaudio.evaluation.metrics import (
 )
 from advaudio.evaluation.ball import BOUND_RTOL, project_l2, within_bound
 from advaudio.evaluation.sanity import eval_and_deterministic, nonzero_input_gradients, outputs_are_logits
+from stage_trees import make_dvc_project, stage_args
 from advaudio.evaluation.verify import verify_adversarials
 
 
@@ -190,11 +191,23 @@ def _stage_root(root):
         "deepfool": [{"steps": 20}],
         "pia": [{"epsilon": e, "steps": 10, "samples": 10, "chunk": 4} for e in (0.05, 0.3)],
     }
-    params = {"device": "cpu", "seed": 3, "attack": {
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params.update(device="cpu", seed=3)
+    params["attack"].update({
         "attacks": list(ladders), "ladders": ladders, "n_victims": N_VICTIMS, "n_examples": 2, "batch_size": 4,
-        "target_fooling_rate": 1.0, "bound": 1.0, "bound_scaling": "none", "curve_points": 5}}
+        "target_fooling_rate": 1.0, "bound": 1.0, "bound_scaling": "none", "curve_points": 5})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    make_dvc_project(root)  # recheck reads each stage's paths from dvc.yaml
     return root
+
+
+def _patch(monkeypatch, name, value):
+    """Replace ``name`` where the victims stage and the attack stages look it up."""
+    from advaudio.evaluation import attack_run, victims
+
+    for module in (attack_run, victims):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, value)
 
 
 def _band_victim(path, *, device, meta=None):
@@ -211,21 +224,29 @@ def _band_checkpoint(path, *, device):
 
 
 def _run_stage(root, modes=("clean", "bounded")):
-    """run_mode for ``modes`` in order, writing what the next stage reads; ``{mode: ModeRun}``."""
+    """The victims stage, then run_mode for ``modes`` in order with the paths and bound dvc.yaml gives each stage,
+    writing what the next stage reads; ``{mode: ModeRun}`` (each with the victims as ``victims``)."""
     from advaudio.config import load_params
-    from advaudio.evaluation.attack_run import run_mode
+    from advaudio.evaluation.attack_run import AttackPaths, run_mode
+    from advaudio.evaluation.victims import draw_victims
     from advaudio.io import save_npz, write_json
 
     torch.set_num_threads(1)  # tiny tensors: threads only contend
     params = load_params(root / "params.yaml")
+    victims_args = dict(zip(stage_args("victims")[::2], stage_args("victims")[1::2]))
+    victims = draw_victims(params=params, features=root / victims_args["--features"],
+                           checkpoint=root / victims_args["--checkpoint"])
+    save_npz(root / victims_args["--out"], **victims)
     runs = {}
     for mode in modes:
-        run = runs[mode] = run_mode(params=params, mode=mode, root=root)
-        if mode == "clean":
-            save_npz(root / "build/attacks/clean/victims.npz", **run.victims)
-        save_npz(root / "build/attacks" / mode / "results.npz", **run.results)
-        write_json(root / "metrics" / f"attack_{mode}.json", run.metrics)
-        run.store.clear()
+        args = dict(zip(stage_args(f"attack@{mode}")[::2], stage_args(f"attack@{mode}")[1::2]))
+        paths = AttackPaths(features=root / args["--features"], checkpoint=root / args["--checkpoint"],
+                            victims=root / args["--victims"], profiles=root / "profiles")
+        run = runs[mode] = run_mode(params=params, stage=f"attack@{mode}", paths=paths,
+                                    bounded=args["--bounded"] == "true")
+        run.victims = victims
+        save_npz(root / args["--out"] / "results.npz", **run.results)
+        write_json(root / args["--metrics"], run.metrics)
     return runs
 
 
@@ -248,7 +269,7 @@ def test_attack_stages_stream_the_test_split_with_the_materialised_paths_results
     from advaudio.evaluation import attack_run
     from advaudio.features.reader import TensorSplit
 
-    monkeypatch.setattr(attack_run, "load_victim", _band_victim)
+    _patch(monkeypatch, "load_victim", _band_victim)
     streamed = _run_stage(_stage_root(tmp_path / "streamed"))
     assert streamed["clean"].metrics["pia"]["fooling_rate"] > 0 and streamed["clean"].metrics["pia"]["queries"] > 0
 
@@ -260,7 +281,7 @@ def test_attack_stages_stream_the_test_split_with_the_materialised_paths_results
         reader = real_open(directory, name, meta=meta)
         return TensorSplit(x=reader.load(), y=reader.y, fold=reader.fold, original=reader.original)
 
-    monkeypatch.setattr(attack_run, "open_split", materialised)
+    _patch(monkeypatch, "open_split", materialised)
     monkeypatch.setattr(attack_run, "ReaderPool", lambda reader, *, batch_size: reader.x)
     whole = _run_stage(_stage_root(tmp_path / "whole"))
     for mode in streamed:
@@ -276,9 +297,8 @@ def _set_attack_params(root, **attack):
 
 
 def test_more_victims_than_the_test_split_is_refused_by_name(tmp_path, monkeypatch):
-    from advaudio.evaluation import attack_run
 
-    monkeypatch.setattr(attack_run, "load_victim", _band_victim)
+    _patch(monkeypatch, "load_victim", _band_victim)
     root = _stage_root(tmp_path)
     _set_attack_params(root, n_victims=100000)
     with pytest.raises(ConfigError, match=r"attack.n_victims = 100000 exceeds the test split's 16 clips"):
@@ -286,17 +306,17 @@ def test_more_victims_than_the_test_split_is_refused_by_name(tmp_path, monkeypat
 
 
 def test_fewer_correct_clips_than_victims_asked_is_warned_and_recorded(tmp_path, monkeypatch, capsys):
-    from advaudio.evaluation import attack_run
+    from advaudio.evaluation import victims
 
-    real_predict = attack_run.predict_batches
+    real_predict = victims.predict_batches
 
     def half_wrong(model, batches, **kwargs):
         logits = real_predict(model, batches, **kwargs).clone()
         logits[::2] = logits[::2].roll(1, dims=1)  # every other clip's top class moves to another class
         return logits
 
-    monkeypatch.setattr(attack_run, "load_victim", _band_victim)
-    monkeypatch.setattr(attack_run, "predict_batches", half_wrong)
+    _patch(monkeypatch, "load_victim", _band_victim)
+    _patch(monkeypatch, "predict_batches", half_wrong)
     root = _stage_root(tmp_path)
     _set_attack_params(root, n_victims=16, attacks=["deepfool"])
     metrics = _run_stage(root, modes=("clean",))["clean"].metrics
@@ -306,7 +326,7 @@ def test_fewer_correct_clips_than_victims_asked_is_warned_and_recorded(tmp_path,
 
 
 def test_attack_stages_and_recheck_never_hold_the_whole_test_split(tmp_path, monkeypatch):
-    from advaudio.evaluation import attack_run, recheck
+    from advaudio.evaluation import recheck
     from advaudio.features.reader import ShardSplit, SplitReader
 
     root = _stage_root(tmp_path)
@@ -322,7 +342,7 @@ def test_attack_stages_and_recheck_never_hold_the_whole_test_split(tmp_path, mon
 
     monkeypatch.setattr(ShardSplit, "_gather", gather)
     monkeypatch.setattr(SplitReader, "load", load)
-    monkeypatch.setattr(attack_run, "load_victim", _band_victim)
+    _patch(monkeypatch, "load_victim", _band_victim)
     monkeypatch.setattr(recheck, "load_checkpoint", _band_checkpoint)
     runs = _run_stage(root)
     n_test = len(runs["clean"].results["test_labels"])
@@ -345,9 +365,7 @@ def test_an_attack_seed_depends_on_the_seed_and_the_attack_name_only():
 
 def test_removing_an_attack_leaves_the_others_results_byte_identical(tmp_path, monkeypatch):
     """Issue 18: PIA's per-victim results do not depend on which attacks run before it (its seed once did)."""
-    from advaudio.evaluation import attack_run
-
-    monkeypatch.setattr(attack_run, "load_victim", _band_victim)
+    _patch(monkeypatch, "load_victim", _band_victim)
     every = _run_stage(_stage_root(tmp_path / "every"), modes=("clean",))["clean"].results
     root = _stage_root(tmp_path / "pia")
     _set_attack_params(root, attacks=["pia"])

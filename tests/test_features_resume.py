@@ -19,8 +19,10 @@ import advaudio.features.extract as extract
 import advaudio.features.scaling as scaling
 import advaudio.features.shards as shards
 from advaudio.features.extract import build_features
-from advaudio.features.staging import FeatureStaging, fingerprint, staging_dir_for
+from advaudio.features.staging import spectrogram_inputs
+from advaudio.resume import ResumeFolder, changed_inputs
 from kill_points import start_stage_killed_after
+from stage_trees import make_dvc_project
 from test_features_stage import CONFIG, write_fake_audio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,9 +35,16 @@ class Crash(Exception):
     pass
 
 
-def _build(audio: Path, out: Path, *, representation: str = "stft", config=CONFIG):
+def staging_dir_for(out: Path) -> Path:
+    return out.parent / ".resume" / "spectrogram"
+
+
+def _build(audio: Path, out: Path, *, representation: str = "stft", config=CONFIG, inputs=None):
+    """build_features with its resume folder; ``inputs`` stand for the stage's inputs (default: these settings)."""
+    inputs = inputs or {"representation": representation, "config": repr(config)}
+    folder = ResumeFolder(staging_dir_for(out), inputs=inputs, then="every shard is computed again")
     return build_features(audio_dir=audio, out_dir=out, representation=representation, config=config,
-                          dataset="synth", clips_per_shard=CPS)
+                          dataset="synth", clips_per_shard=CPS, resume=folder)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -147,8 +156,10 @@ def test_a_staging_folder_of_other_inputs_is_discarded(tmp_path, rng, monkeypatc
     computed.clear()
     capsys.readouterr()
     _build(audio, out, config=changed)
-    printed = capsys.readouterr().out
-    assert "resumes" not in printed and f"deleted {staging_dir_for(out)}" in printed
+    printed = capsys.readouterr()
+    assert "resumes" not in printed.out
+    assert printed.err == (f"{staging_dir_for(out)}: discarded (saved under other inputs: config changed); every "
+                           "shard is computed again\n")
     assert sorted(computed) == [(r, "spectrogram") for r in range(N_TRAIN + N_TEST)]
     _build(audio, tmp_path / "whole", config=changed)
     assert _files(out) == _files(tmp_path / "whole")
@@ -224,45 +235,43 @@ def test_a_bad_staged_file_is_discarded_and_its_work_done_again(tmp_path, rng, m
     assert not marker.exists()
 
 
-def test_the_fingerprint_covers_every_input(tmp_path, rng):
-    audio = tmp_path / "audio"
-    write_fake_audio(audio, rng=rng)
+def test_the_staged_shards_are_keyed_by_the_stage_inputs_but_the_worker_count(tmp_path, rng):
+    """The spectrogram stage's resume inputs: its DVC deps and params (the audio folder, the settings), the
+    command-line shard size, not ``spectrogram.workers`` (speed only)."""
+    root = tmp_path / "repo"
+    write_fake_audio(root / "build" / "audio", rng=rng)
+    (root / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    (root / "profiles").mkdir()
+    for p in (REPO / "profiles").glob("*.yaml"):
+        (root / "profiles" / p.name).write_text(p.read_text())
+    make_dvc_project(root)
+    base = spectrogram_inputs(clips_per_shard=CPS, root=root)
+    assert {"build/audio", "param:representation", "param:spectrogram", "extra:libraries"} <= set(base)
 
-    def key(**changes):
-        kw = {"audio_dir": audio, "representation": "stft", "config": CONFIG, "clips_per_shard": CPS, **changes}
-        return fingerprint(**kw)
+    def edit_params(**changes):
+        params = yaml.safe_load((REPO / "params.yaml").read_text())
+        for key, value in changes.items():
+            params["spectrogram"][key] = value
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        return changed_inputs(base, spectrogram_inputs(clips_per_shard=CPS, root=root))
 
-    base = key()
-    assert key() == base
-    changed = {key(representation="dwt"), key(config=dataclasses.replace(CONFIG, n_fft=1024)),
-               key(clips_per_shard=CPS + 1)}
-    for name, edit in (("clips.npy", lambda b: b[:-1] + bytes([b[-1] ^ 1])), ("index.csv", lambda b: b + b"\n"),
-                       ("info.json", lambda b: b.replace(b"synth", b"esc50"))):
-        path = audio / name
-        saved = path.read_bytes()
-        path.write_bytes(edit(saved))
-        changed.add(key())
-        path.write_bytes(saved)
-    assert base not in changed and len(changed) == 6
-    assert key() == base
-    assert key(config=dataclasses.replace(CONFIG, workers=CONFIG.workers + 1)) == base  # speed only
-
-
-def test_a_store_with_another_key_is_deleted(tmp_path):
-    store = FeatureStaging(tmp_path / "s", key="a")
-    store.save_scaling({"spectrogram_rows": 16, "lo": -1.0, "hi": 0.5})
-    again = FeatureStaging(tmp_path / "s", key="a")
-    assert not again.discarded and again.load_scaling(keys=["spectrogram_rows", "lo", "hi"])["hi"] == 0.5
-    other = FeatureStaging(tmp_path / "s", key="b")
-    assert other.discarded and other.load_scaling(keys=["spectrogram_rows", "lo", "hi"]) is None
-    assert (tmp_path / "s" / "fingerprint.txt").read_text() == "b\n"
+    assert edit_params(workers=7) == []
+    assert edit_params(n_fft=1024) == ["param:spectrogram"]
+    edit_params()
+    assert changed_inputs(base, spectrogram_inputs(clips_per_shard=CPS + 1, root=root)) == ["extra:clips_per_shard"]
+    with open(root / "build" / "audio" / "clips.npy", "r+b") as fh:
+        fh.seek(-1, 2)
+        last = fh.read(1)
+        fh.seek(-1, 2)
+        fh.write(bytes([last[0] ^ 1]))
+    assert changed_inputs(base, spectrogram_inputs(clips_per_shard=CPS, root=root)) == ["build/audio"]
 
 
 def test_a_clean_run_leaves_no_staging_folder_and_hashes_the_shards_in_order(tmp_path, rng):
     audio, out = tmp_path / "audio", tmp_path / "features"
     write_fake_audio(audio, rng=rng, n_train=N_TRAIN, n_test=N_TEST)
-    _build(audio, out, representation="dwt_tonnetz")
-    assert not staging_dir_for(out).exists() and not (tmp_path / ".resume").exists()
+    build_features(audio_dir=audio, out_dir=out, representation="dwt_tonnetz", config=CONFIG, dataset="synth",
+                   clips_per_shard=CPS)  # no resume folder: staged in a fresh one, deleted at the end
     assert sorted(p.name for p in tmp_path.iterdir()) == ["audio", "features"]
     meta = json.loads((out / "meta.json").read_text())
     for split, n in (("train", N_TRAIN), ("test", N_TEST)):
@@ -281,17 +290,18 @@ def _stage(root: Path) -> subprocess.Popen:
 @pytest.mark.slow
 def test_kill_9_in_the_middle_of_the_spectrogram_stage_then_rerun_gives_the_uninterrupted_outputs(tmp_path):
     whole, broken = tmp_path / "whole", tmp_path / "broken"
-    params = {"dataset": "synth", "representation": "dwt_tonnetz",
+    params = {"profile": "default", "dataset": "synth", "representation": "dwt_tonnetz",
               "spectrogram": {"height": 16, "width": 12, "tonnetz_height": 6, "dwt_scales": 24, "dwt_fmin": 60.0,
                               "workers": 1}}
     for root in (whole, broken):
         write_fake_audio(root / "build" / "audio", rng=np.random.default_rng(5), n_train=24, n_test=8)
         (root / "params.yaml").write_text(yaml.safe_dump(params))
+        make_dvc_project(root)
     out, _ = _stage(whole).communicate(timeout=600)
     assert "spectrogram: 32 clips in" in out and "resumes" not in out, out
     assert not (whole / "build" / ".resume").exists()  # deleted once the outputs are written
 
-    staged = broken / "build" / ".resume" / "features" / "train"
+    staged = broken / "build" / ".resume" / "spectrogram" / "train"
     # a shard is complete once its last block (tonnetz) is there: the stage kills itself right after the 5th
     proc = start_stage_killed_after(
         "spectrogram.py", ["--clips-per-shard", "2"], cwd=broken, module="advaudio.features.shards",

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from advaudio.errors import DataError
-from advaudio.evaluation.attack_run import _load_victims
+from advaudio.evaluation.victims import load_victims
 from advaudio.features.inputs import read_audio_inputs
 from advaudio.features.store import open_features
 from advaudio.loading import load_torch, open_npy, read_npz
@@ -91,7 +91,7 @@ def overwrite_in_zip(path, data: bytes) -> str:
 def _victims(tmp_path):
     path = tmp_path / "victims.npz"
     np.savez(path, rows=np.arange(3), labels=np.zeros(3, dtype=np.int64), targets=np.ones(3, dtype=np.int64))
-    return path, lambda: _load_victims(path, np.zeros(5, dtype=np.int64))
+    return path, lambda: load_victims(path, test_labels=np.zeros(5, dtype=np.int64))
 
 
 def _results(tmp_path):

@@ -36,7 +36,7 @@ def test_synth_facts_follow_the_params():
 
 
 def test_ladder_upper_bound_counts_every_rung_in_full():
-    calls = ladder_calls(params=params(), mode="clean", n_classes=4, n_features=64)
+    calls = ladder_calls(params=params(), bounded=False, n_classes=4, n_features=64)
     # bim_b 10 + 20 gradients; deepfool 5 steps x 3 classes (all but the top one); pia 4 x (10 + 3) queries;
     # + one verification per rung
     assert calls.gradients == 30 + 15 and calls.forwards == (1 + 1) + 0 + 4 * 13 + 4

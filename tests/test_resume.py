@@ -13,9 +13,11 @@ import pytest
 import torch
 import yaml
 
-from advaudio.evaluation.budget import BudgetResult
-from advaudio.evaluation.resume import ResumeStore
+from advaudio.evaluation.budget import BudgetResult, SearchState
+from advaudio.evaluation.search_state import read_search_state, state_file, write_search_state
+from advaudio.resume import ResumeFolder
 from kill_points import start_stage_killed_after
+from stage_trees import make_dvc_project, stage_args
 from toy_attack_models import run, smooth_model, victims
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,8 +31,26 @@ def _same(a: BudgetResult, b: BudgetResult) -> None:
     np.testing.assert_array_equal(a.adv, b.adv)
     np.testing.assert_array_equal(a.l2, b.l2)
     np.testing.assert_array_equal(a.success, b.success)
-    assert (a.level, a.fr_per_level, a.gradient_calls, a.forward_calls, a.queries, a.finished) == \
-        (b.level, b.fr_per_level, b.gradient_calls, b.forward_calls, b.queries, b.finished)
+    assert (a.level, a.fr_per_level, a.gradient_calls, a.forward_calls, a.queries) == \
+        (b.level, b.fr_per_level, b.gradient_calls, b.forward_calls, b.queries)
+
+
+def _same_state(a: SearchState, b: SearchState) -> None:
+    _same(a.result, b.result)
+    assert a.finished == b.finished
+    assert (a.pool_top1 is None) == (b.pool_top1 is None)
+    if a.pool_top1 is not None:
+        np.testing.assert_array_equal(a.pool_top1, b.pool_top1)
+
+
+def _save(folder: ResumeFolder, state: SearchState) -> None:
+    folder.save(state_file(state.result.name), lambda fh: write_search_state(fh, state))
+
+
+def _load(folder: ResumeFolder, name: str, *, shape, n_levels: int) -> SearchState | None:
+    return folder.load(state_file(name), lambda path: read_search_state(path, name=name, shape=shape,
+                                                                        n_levels=n_levels),
+                       then=f"{name} starts from its first rung")
 
 
 @pytest.mark.parametrize("name, ladder", [
@@ -40,30 +60,37 @@ def _same(a: BudgetResult, b: BudgetResult) -> None:
 def test_a_search_resumed_after_any_rung_equals_the_uninterrupted_one(name, ladder):
     model = smooth_model()
     x, y, t = victims(model, n=6)
-    states: list[BudgetResult] = []
+    states: list[SearchState] = []
     full = run(name, model, x, y, t, ladder=ladder, on_rung=states.append)
     assert len(states) >= 2 and states[-1].finished and not states[0].finished
+    _same(states[-1].result, full)
     for saved in states[:-1]:
-        def stop(state, after=saved.level):
-            if state.level > after:
+        def stop(state, after=saved.result.level):
+            if state.result.level > after:
                 raise Interrupted
         with pytest.raises(Interrupted):  # what a crash right after the next rung would leave behind
             run(name, model, x, y, t, ladder=ladder, resume=saved, on_rung=stop)
         _same(run(name, model, x, y, t, ladder=ladder, resume=saved), full)
-    assert run(name, model, x, y, t, ladder=ladder, resume=full) is full  # a finished search is not rerun
+    # a finished search is not rerun
+    assert run(name, model, x, y, t, ladder=ladder, resume=states[-1]) is states[-1].result
 
 
-def test_store_round_trips_and_drops_states_of_other_inputs(tmp_path):
+@pytest.mark.parametrize("name, ladder", [
+    ("bim_b", [{"epsilon": 1.0, "steps": 3, "rel_stepsize": 0.25}]),
+    ("pia", [{"epsilon": 0.2, "steps": 5, "samples": 10, "lr": 0.05}]),  # saves the starting pool's classes
+])
+def test_a_search_state_round_trips_and_states_of_other_inputs_are_dropped(tmp_path, name, ladder):
     model = smooth_model()
     x, y, t = victims(model, n=4)
-    state = run("bim_b", model, x, y, t, ladder=[{"epsilon": 1.0, "steps": 3, "rel_stepsize": 0.25}])
-    store = ResumeStore(tmp_path / "clean", key="a")
-    store.save(state)
+    states: list[SearchState] = []
+    run(name, model, x, y, t, ladder=ladder, on_rung=states.append)
+    (state,) = states
+    assert (state.pool_top1 is not None) == (name == "pia")
+    folder = ResumeFolder(tmp_path / "attack@clean", inputs={"a": "1"}, then="-")
+    _save(folder, state)
     fits = {"shape": tuple(x.shape), "n_levels": 1}
-    _same(ResumeStore(tmp_path / "clean", key="a").load("bim_b", **fits), state)
-    assert ResumeStore(tmp_path / "clean", key="b").load("bim_b", **fits) is None
-    store.clear()
-    assert not (tmp_path / "clean").exists()
+    _same_state(_load(ResumeFolder(tmp_path / "attack@clean", inputs={"a": "1"}, then="-"), name, **fits), state)
+    assert _load(ResumeFolder(tmp_path / "attack@clean", inputs={"a": "2"}, then="-"), name, **fits) is None
 
 
 class _Payload:
@@ -133,33 +160,25 @@ def test_a_bad_saved_search_state_is_discarded_and_the_attack_starts_over(tmp_pa
     model = smooth_model()
     x, y, t = victims(model, n=4)
     ladder = [{"epsilon": e, "steps": 3, "rel_stepsize": 0.25} for e in (0.2, 1.0)]
-    states: list[BudgetResult] = []
+    states: list[SearchState] = []
     run("bim_b", model, x, y, t, ladder=ladder, on_rung=states.append)
-    store = ResumeStore(tmp_path / "clean", key="a")
-    store.save(states[0])
-    assert not states[0].success.all() and states[0].success.any()  # inf norms of the unfooled ones are kept
-    _same(store.load("bim_b", shape=tuple(x.shape), n_levels=2), states[0])
+    store = ResumeFolder(tmp_path / "clean", inputs={"a": "1"}, then="-")
+    _save(store, states[0])
+    first = states[0].result
+    assert not first.success.all() and first.success.any()  # inf norms of the unfooled ones are kept
+    _same_state(_load(store, "bim_b", shape=tuple(x.shape), n_levels=2), states[0])
     path = tmp_path / "clean" / "bim_b.npz"
     good = tmp_path / "good.npz"
     good.write_bytes(path.read_bytes())
     marker = tmp_path / "pwned"
     _bad_state(path, kind, good=good, marker=marker)
     capsys.readouterr()
-    assert ResumeStore(tmp_path / "clean", key="a").load("bim_b", shape=tuple(x.shape), n_levels=2) is None
+    assert _load(store, "bim_b", shape=tuple(x.shape), n_levels=2) is None
     err = capsys.readouterr().err
     assert f"{path}: discarded (" in err and "bim_b starts from its first rung" in err, err
     assert len(err.strip().splitlines()) == 1 and "allow_pickle=True" not in err
     assert VALUES.get(kind, "") in err, err
     assert not path.exists() and not marker.exists()
-
-
-def test_a_garbled_fingerprint_file_discards_the_folder(tmp_path):
-    (tmp_path / "clean").mkdir()
-    (tmp_path / "clean" / "fingerprint.txt").write_bytes(b"\xff\xfe\x00garbage")
-    (tmp_path / "clean" / "bim_b.npz").write_bytes(b"old")
-    ResumeStore(tmp_path / "clean", key="a")
-    assert (tmp_path / "clean" / "fingerprint.txt").read_text() == "a\n"
-    assert not (tmp_path / "clean" / "bim_b.npz").exists()
 
 
 def _stage_tree(root: Path) -> None:
@@ -189,12 +208,15 @@ def _stage_tree(root: Path) -> None:
         "pia": [{"epsilon": e, "steps": 30, "samples": 20} for e in (0.1, 0.3)],
     })
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    make_dvc_project(root)
+    subprocess.run([sys.executable, str(REPO / "stages" / "victims.py"), *stage_args("victims")], cwd=root,
+                   env=dict(os.environ, ADVAUDIO_NO_TCMALLOC="1"), check=True, capture_output=True)
 
 
 def _stage(root: Path) -> subprocess.Popen:
     env = dict(os.environ, ADVAUDIO_NO_TCMALLOC="1")
-    return subprocess.Popen([sys.executable, str(REPO / "stages" / "attack.py"), "--mode", "clean"], cwd=root,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen([sys.executable, str(REPO / "stages" / "attack.py"), *stage_args("attack@clean")],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _metrics(root: Path) -> dict:
@@ -213,21 +235,20 @@ def test_kill_9_in_the_middle_of_an_attack_stage_then_rerun_gives_the_uninterrup
         _stage_tree(root)
     out, _ = _stage(whole).communicate(timeout=600)
     assert "resumes" not in out and (whole / "metrics" / "attack_clean.json").is_file(), out
-    assert not (whole / "build" / "attacks" / ".resume" / "clean").exists()  # cleared once the outputs are written
+    assert not (whole / "build" / ".resume").exists()  # cleared once the outputs are written
 
     # the stage kills itself right after it saved the first state of its second attack
     proc = start_stage_killed_after(
-        "attack.py", ["--mode", "clean"], cwd=broken, env=dict(os.environ, ADVAUDIO_NO_TCMALLOC="1"),
-        module="advaudio.evaluation.resume", qualname="ResumeStore.save", key="args[1].name", after=2,
-        distinct=True)
+        "attack.py", stage_args("attack@clean"), cwd=broken, env=dict(os.environ, ADVAUDIO_NO_TCMALLOC="1"),
+        module="advaudio.resume", qualname="ResumeFolder.save", key="args[1]", after=2, distinct=True)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, out
-    assert len(list((broken / "build" / "attacks" / ".resume" / "clean").glob("*.npz"))) == 2
+    assert len(list((broken / "build" / ".resume" / "attack@clean").glob("*.npz"))) == 2
     assert not (broken / "metrics" / "attack_clean.json").exists()  # nothing that looks finished
     out, _ = _stage(broken).communicate(timeout=600)
     assert "resumes after rung" in out, out
     assert _metrics(broken) == _metrics(whole)
-    for name in ("results.npz", "victims.npz"):
-        with np.load(whole / "build/attacks/clean" / name) as a, np.load(broken / "build/attacks/clean" / name) as b:
+    for name in ("attacks/clean/results.npz", "victims/victims.npz"):
+        with np.load(whole / "build" / name) as a, np.load(broken / "build" / name) as b:
             for key in a.files:
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")

@@ -76,6 +76,10 @@ def test_no_zero_adversarials_fails_on_a_counted_all_zero_image():
 def test_blackbox_queries_only_fails_on_gradients_or_unreported_queries():
     honest = result(x=X, adv=X, success=[False] * 3, black_box=True, queries=30, forward_calls=30)
     assert blackbox_queries_only({"pia": honest})
+    checked = result(x=X, adv=X, success=[False] * 3, black_box=True, queries=30, forward_calls=33, success_checks=3)
+    assert blackbox_queries_only({"pia": checked})  # foolbox's success check of each output is accounted for
+    unchecked = result(x=X, adv=X, success=[False] * 3, black_box=True, queries=30, forward_calls=33)
+    assert not blackbox_queries_only({"pia": unchecked})
     grads = result(x=X, adv=X, success=[False] * 3, black_box=True, queries=30, forward_calls=30, gradient_calls=3)
     hidden = result(x=X, adv=X, success=[False] * 3, black_box=True, queries=30, forward_calls=45)
     assert not blackbox_queries_only({"pia": grads}) and not blackbox_queries_only({"pia": hidden})

@@ -13,6 +13,7 @@ import yaml
 
 from advaudio.errors import ConfigError, DataError
 from advaudio.stage_log import REFUSED, run_stage
+from stage_trees import make_dvc_project, stage_args
 
 STAGES = Path(__file__).resolve().parent.parent / "stages"
 _TORCH = pytest.mark.slow  # these import torch: ~5 s each on 2 cores
@@ -24,8 +25,9 @@ STAGE_RUNS = [
     ("spectrogram.py", [], "spectrogram"),
     ("tables.py", [], "tables"),
     pytest.param("train.py", [], "train", marks=_TORCH),
-    pytest.param("attack.py", ["--mode", "clean"], "attack@clean", marks=_TORCH),
-    pytest.param("attack.py", ["--mode", "unbounded"], "attack@unbounded", marks=_TORCH),
+    pytest.param("victims.py", stage_args("victims"), "victims", marks=_TORCH),
+    pytest.param("attack.py", stage_args("attack@clean"), "attack@clean", marks=_TORCH),
+    pytest.param("attack.py", stage_args("attack@unbounded"), "attack@unbounded", marks=_TORCH),
     pytest.param("fgsm_retrain.py", [], "fgsm_retrain", marks=_TORCH),
     pytest.param("fgsm_retrain.py", ["--control"], "clean_finetune", marks=_TORCH),
 ]
@@ -60,7 +62,11 @@ def test_a_validation_fold_outside_the_pool_ends_train_in_one_line(tmp_path):
     from advaudio.training.fake_features import write_fake_features
 
     write_fake_features(tmp_path / "build" / "features", n_folds=4)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"device": "cpu", "train": {"val_fold": 7}}))
+    params = yaml.safe_load((STAGES.parent / "params.yaml").read_text())
+    params.update(device="cpu")
+    params["train"].update(val_fold=7)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    make_dvc_project(tmp_path)
     _assert_refused(_run("train.py", [], tmp_path), stage="train", names="train.val_fold = 7")
 
 

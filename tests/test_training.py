@@ -11,7 +11,8 @@ from advaudio.errors import ConfigError, DataError
 from advaudio.features.store import open_features, open_split, read_meta
 from advaudio.training.data import train_val_rows
 from advaudio.training.fake_features import write_fake_features
-from advaudio.training.resume import ResumeStore
+from advaudio.resume import ResumeFolder
+import advaudio.training.run as run_module
 from advaudio.training.run import train_victim
 
 TRAIN_KEYS = {"test_accuracy", "macro_f1", "val_accuracy_mean", "val_accuracy_std", "epochs", "seconds",
@@ -55,6 +56,10 @@ class _Interrupt(RuntimeError):
     pass
 
 
+def _folder(path, inputs=None) -> ResumeFolder:
+    return ResumeFolder(path, inputs=inputs or {"train": "1"}, then="training starts from its first epoch")
+
+
 def test_resume_continues_at_the_right_epoch(tiny, tmp_path):
     torch.set_num_threads(1)
     params = _params(epochs=3)
@@ -68,16 +73,21 @@ def test_resume_continues_at_the_right_epoch(tiny, tmp_path):
             raise _Interrupt
 
     with pytest.raises(_Interrupt):
-        train_victim(params=params, features=tiny, resume_dir=tmp_path, on_epoch=crash_after_two, progress=False)
+        train_victim(params=params, features=tiny, resume=_folder(tmp_path), on_epoch=crash_after_two,
+                     progress=False)
     assert (tmp_path / "state.pt").is_file()
-    resumed = train_victim(params=params, features=tiny, resume_dir=tmp_path, on_epoch=lambda r: seen.append(r["epoch"]), progress=False)
+    resumed = train_victim(params=params, features=tiny, resume=_folder(tmp_path),
+                           on_epoch=lambda r: seen.append(r["epoch"]), progress=False)
     assert seen == [1, 2, 1, 2, 3]  # the resumed run replays the saved epochs to its logger, then goes on
     assert resumed.metrics["epochs"] == 3
     for (k, a), b in zip(reference.model.state_dict().items(), resumed.model.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
-    # a finished state is kept for DVC but never resumed; another fingerprint starts over too
+    # a state saved under other inputs (here: another epoch count) is not resumed
+    with pytest.raises(_Interrupt):
+        train_victim(params=params, features=tiny, resume=_folder(tmp_path), on_epoch=crash_after_two,
+                     progress=False)
     seen.clear()
-    train_victim(params=_params(epochs=1), features=tiny, resume_dir=tmp_path,
+    train_victim(params=_params(epochs=1), features=tiny, resume=_folder(tmp_path, {"train": "epochs 1"}),
                  on_epoch=lambda r: seen.append(r["epoch"]), progress=False)
     assert seen == [1]
 
@@ -106,16 +116,17 @@ def test_a_resumed_run_logs_the_uninterrupted_runs_epochs(tiny, tmp_path, crash_
             raise _Interrupt  # the state of this epoch is saved, its record never logged
 
     with pytest.raises(_Interrupt):
-        train_victim(params=params, features=tiny, resume_dir=tmp_path, on_epoch=crash, progress=False)
+        train_victim(params=params, features=tiny, resume=_folder(tmp_path), on_epoch=crash, progress=False)
     logged: list[dict] = []
-    resumed = train_victim(params=params, features=tiny, resume_dir=tmp_path, on_epoch=logged.append, progress=False)
+    resumed = train_victim(params=params, features=tiny, resume=_folder(tmp_path), on_epoch=logged.append,
+                           progress=False)
     assert _untimed(logged) == _untimed(whole)
     assert resumed.metrics["epochs"] == len(logged) == 6
 
 
 def _hostile(path, marker):
     """A torch file whose unpickling would create ``marker``."""
-    torch.save({"fingerprint": "x", "finished": False, "state": {"payload": _Payload(marker)}}, path)
+    torch.save({"val_accs": [], "payload": _Payload(marker)}, path)
 
 
 class _Payload:
@@ -127,8 +138,8 @@ class _Payload:
 
 
 def _tamper(blob: dict, kind: str) -> None:
-    """Change one thing inside the loaded state ``blob`` of this training, keeping its fingerprint."""
-    state = blob["state"]
+    """Change one thing inside the loaded state ``blob`` of this training."""
+    state = blob
     fit = state["fit"]
     first = next(k for k in fit["model"] if k.endswith(".weight"))
     moments = fit["optimizer"]["state"][0]  # Adam's, of the first parameter
@@ -172,7 +183,7 @@ TAMPERED = {  # kind -> what the one line must say
 }
 
 
-@pytest.mark.parametrize("kind", ["text", "empty", "truncated", "random", "hostile", "a list", "no state",
+@pytest.mark.parametrize("kind", ["text", "empty", "truncated", "random", "hostile", "a list", "no fit state",
                                   "state lacks keys", "directory", *TAMPERED])
 def test_a_bad_resume_state_is_discarded_and_training_starts_over(tiny, tmp_path, capsys, monkeypatch, kind):
     torch.set_num_threads(1)
@@ -184,7 +195,8 @@ def test_a_bad_resume_state_is_discarded_and_training_starts_over(tiny, tmp_path
         raise _Interrupt
 
     with pytest.raises(_Interrupt):  # a real state of this training, to corrupt
-        train_victim(params=params, features=tiny, resume_dir=resume_dir, on_epoch=crash_after_one, progress=False)
+        train_victim(params=params, features=tiny, resume=_folder(resume_dir), on_epoch=crash_after_one,
+                     progress=False)
     good = torch.load(state, weights_only=True)
     marker = tmp_path / "pwned"
     if kind == "text":
@@ -199,10 +211,10 @@ def test_a_bad_resume_state_is_discarded_and_training_starts_over(tiny, tmp_path
         _hostile(state, marker)
     elif kind == "a list":
         torch.save([1, 2, 3], state)
-    elif kind == "no state":
-        torch.save({"fingerprint": good["fingerprint"], "finished": False}, state)
+    elif kind == "no fit state":
+        torch.save({k: v for k, v in good.items() if k != "fit"}, state)
     elif kind == "state lacks keys":
-        torch.save({**good, "state": {"val_accs": []}}, state)
+        torch.save({"val_accs": []}, state)
     elif kind == "directory":
         state.unlink()
         state.mkdir()
@@ -210,15 +222,15 @@ def test_a_bad_resume_state_is_discarded_and_training_starts_over(tiny, tmp_path
         _tamper(good, kind)
         torch.save(good, state)
     capsys.readouterr()
-    trained, real_save = [], ResumeStore.save
+    trained, real_save = [], run_module._save_state
 
-    def spy(store, state, *, finished=False):  # the epochs this run trains (a resumed run replays the saved ones)
-        trained.extend([] if finished else [state["fit"]["epoch"]])
-        real_save(store, state, finished=finished)
+    def spy(resume, context, fit_state):  # the epochs this run trains (a resumed run replays the saved ones)
+        trained.append(fit_state["epoch"])
+        real_save(resume, context, fit_state)
 
-    monkeypatch.setattr(ResumeStore, "save", spy)
+    monkeypatch.setattr(run_module, "_save_state", spy)
     seen = []
-    outcome = train_victim(params=params, features=tiny, resume_dir=resume_dir,
+    outcome = train_victim(params=params, features=tiny, resume=_folder(resume_dir),
                            on_epoch=lambda r: seen.append(r["epoch"]), progress=False)
     err = capsys.readouterr().err
     assert seen == [1, 2] and trained == [1, 2] and outcome.metrics["epochs"] == 2  # started over, not blocked
@@ -232,7 +244,7 @@ def test_a_bad_resume_state_is_discarded_and_training_starts_over(tiny, tmp_path
     if kind == "NaN weights":
         assert "holds NaN or inf" in err
     assert not marker.exists()
-    assert torch.load(state, weights_only=True)["finished"]  # replaced by this training's state
+    assert torch.load(state, weights_only=True)["fit"]["epoch"] == 2  # replaced by this training's state
 
 
 def test_cross_validation_reports_mean_and_std(tiny):

@@ -15,6 +15,7 @@ from advaudio.models import MODELS
 from advaudio.features.store import open_features
 from advaudio.training.fake_features import write_fake_features
 from advaudio.training.run import train_victim
+from stage_trees import make_dvc_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,8 +44,9 @@ def test_every_model_trains_one_epoch_at_the_default_size(synth_sized, name):
 @pytest.mark.slow
 def test_train_and_fgsm_retrain_stages_write_their_outputs(synth_sized, tmp_path):
     shutil.copytree(synth_sized, tmp_path / "build" / "features")
-    raw = {"model": "resnet56", "train": {"epochs": 2}, "fgsm_retrain": {"epochs": 1}}
+    raw = {"profile": "default", "model": "resnet56", "train": {"epochs": 2}, "fgsm_retrain": {"epochs": 1}}
     (tmp_path / "params.yaml").write_text(json.dumps(raw))  # JSON is YAML
+    make_dvc_project(tmp_path)
     for stage in ("train", "fgsm_retrain"):
         done = subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=tmp_path,
                               capture_output=True, text=True, timeout=900)
@@ -55,9 +57,10 @@ def test_train_and_fgsm_retrain_stages_write_their_outputs(synth_sized, tmp_path
             "images_per_second", "n_train", "n_test", "n_parameters"} <= set(train)
     retrain = json.loads((tmp_path / "metrics/fgsm_retrain.json").read_text())
     assert retrain["clean_test_accuracy"] == pytest.approx(train["test_accuracy"])
-    for path in ("build/model/model.pt", "build/model/retrained.pt", "build/train_resume/state.pt",
-                 "metrics/train_live/metrics.json", "metrics/confusion.csv"):
+    for path in ("build/model/model.pt", "build/model/retrained.pt", "metrics/train_live/metrics.json",
+                 "metrics/confusion.csv"):
         assert (tmp_path / path).is_file(), path
+    assert not (tmp_path / "build" / ".resume").exists()  # the resume state goes once the outputs are written
     lines = (tmp_path / "metrics/confusion.csv").read_text().splitlines()
     assert lines[0] == "actual,predicted" and len(lines) == train["n_test"] + 1
-    assert not (tmp_path / "dvc.yaml").exists()
+    assert (tmp_path / "dvc.yaml").read_text() == (ROOT / "dvc.yaml").read_text()  # DVCLive left it alone

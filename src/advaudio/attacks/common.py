@@ -76,6 +76,9 @@ class AttackInterface:
         Built for ``TargetedMisclassification`` (True) or ``Misclassification`` (False).
     black_box : bool
         Sees the model only through a query oracle; its cost is counted in queries, not gradients.
+    seeded : bool
+        Draws random numbers from a ``seed`` constructor argument, which the caller sets (never a ladder rung):
+        the budget search gives each rung its own (:mod:`advaudio.evaluation.budget`).
     call_kwargs : tuple of str
         The extra keyword arguments its ``run`` accepts from a caller (beyond ``epsilon`` and foolbox's
         ``early_stop``); a caller passes exactly these.
@@ -88,6 +91,7 @@ class AttackInterface:
 
     targeted: bool
     black_box: bool = False
+    seeded: bool = False
     call_kwargs: tuple[str, ...] = ()
     rung_limits: dict[str, Limit] = {}
     epsilon_limit: Limit = POSITIVE
@@ -147,7 +151,7 @@ def rung_settings(cls: type) -> dict[str, inspect.Parameter]:
     """The constructor parameters of attack class ``cls`` that a ladder rung may set: all of them but ``seed``
     of a seeded attack, which the budget search sets (:mod:`advaudio.evaluation.budget`)."""
     params = dict(inspect.signature(cls).parameters)
-    if getattr(cls, "seeded", False):
+    if cls.seeded:
         params.pop("seed", None)
     return params
 

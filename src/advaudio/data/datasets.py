@@ -15,8 +15,7 @@ folds, names that agree with their columns); a bad row raises a DataError naming
 
 from __future__ import annotations
 
-import csv
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 

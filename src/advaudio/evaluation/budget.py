@@ -5,9 +5,11 @@ victims not yet fooled are attacked on the next rung, so each victim's recorded 
 the smallest rung that fooled it. Success is always verified by re-classifying the adversarial; the cost is
 counted on the model (:class:`~advaudio.evaluation.counting.CountingModule`), never taken from the attack.
 
-The search knows the attacks only through their declared interface (:mod:`advaudio.attacks`): ``targeted``,
-``black_box``, ``call_kwargs`` (extra arguments of ``run`` the search supplies: ``starting_pool``, ``stats``)
-and ``bounded`` (the rung to run when every adversarial must lie in the L2 ball).
+The search calls each attack as foolbox does (``attack(fmodel, x, criterion, epsilons=...)``, which also clips
+a fixed-epsilon attack's perturbation to its epsilon) and knows the attacks only through their declared
+interface (:class:`advaudio.attacks.common.AttackInterface`): ``targeted``, ``black_box``, ``seeded`` (takes
+a ``seed``, which the search sets), ``call_kwargs`` (extra arguments the search supplies: ``starting_pool``,
+``stats``) and ``bounded`` (the rung to run when every adversarial must lie in the L2 ball).
 """
 
 from __future__ import annotations
@@ -35,25 +37,38 @@ class BudgetResult:
 
     name: str
     adv: np.ndarray  # (N, 1, H, W) float32; the input itself where the attack failed
-    l2: np.ndarray  # (N,) smallest successful ||delta||_2, inf where failed
+    l2: np.ndarray  # (N,) ||delta||_2 of the adversarial kept (the first rung's that fooled), inf where failed
     success: np.ndarray  # (N,) bool, verified by re-classification
     level: int  # 1-based rung reached (the last one run)
     n_levels: int
     gradient_calls: int  # samples differentiated through the model (counted by hooks, every attack)
-    forward_calls: int  # samples passed forward through the model (every attack)
+    forward_calls: int  # samples passed forward through the model (every attack; success checks included)
     queries: int  # samples the attack says it queried (attacks with a ``stats`` call kwarg; else 0)
     seconds: float
     black_box: bool = False
-    raw_nonfinite: int = 0  # raw attack outputs (all rungs) holding NaN or inf
-    raw_out_of_range: int = 0  # raw attack outputs (all rungs) outside [0, 1]
+    raw_nonfinite: int = 0  # attack outputs (all rungs) holding NaN or inf
+    raw_out_of_range: int = 0  # attack outputs (all rungs) outside [0, 1]
     fr_per_level: list[float] = field(default_factory=list)
-    finished: bool = True  # False for the state after a rung when the search goes on (resume point)
-    pool_top1: np.ndarray | None = None  # (P,) the starting pool's classes, once asked (a resumed search reuses them)
+    success_checks: int = 0  # samples foolbox's call classified to report success (one per victim per call)
 
     @property
     def fooling_rate(self) -> float:
         """Share of victims fooled (verified)."""
         return float(self.success.mean()) if len(self.success) else 0.0
+
+
+@dataclass
+class SearchState:
+    """Where a budget search stands after a rung: a resume point (:mod:`advaudio.evaluation.search_state`).
+
+    ``result`` is what the search has found so far; ``finished`` says whether it ends there; ``pool_top1``
+    holds the starting pool's ``(P,)`` classes once the model was asked for them, so that a resumed search
+    reuses them instead of classifying the pool again.
+    """
+
+    result: BudgetResult
+    finished: bool
+    pool_top1: np.ndarray | None = None
 
 
 def budget_search(
@@ -69,8 +84,8 @@ def budget_search(
     bound: float | None = None,
     starting_pool: torch.Tensor | PoolSource | None = None,
     seed: int = 0,
-    resume: BudgetResult | None = None,
-    on_rung: Callable[[BudgetResult], None] | None = None,
+    resume: SearchState | None = None,
+    on_rung: Callable[[SearchState], None] | None = None,
     amp: bool = False,
 ) -> BudgetResult:
     """Run attack ``name`` up its budget ladder on the victims ``x``.
@@ -84,7 +99,8 @@ def budget_search(
     x, labels, targets : torch.Tensor
         Victims ``(N, 1, H, W)`` on the model's device, their labels and targets ``(N,)``.
     ladder : list of dict
-        Rungs, climbed in order (``epsilon`` goes to the call, the rest to the constructor).
+        Rungs, climbed in order (``epsilon`` goes to the call as foolbox's ``epsilons``, the rest to the
+        constructor).
     target_fooling_rate : float
         Stop once the verified fooling rate reaches it.
     batch_size : int
@@ -99,14 +115,14 @@ def budget_search(
         batches and never held whole. The search classifies it once, for all its rungs
         (:class:`~advaudio.attacks.pool.StartingPool`); a resumed search reuses the saved classes.
     seed : int
-        Seed for attacks that draw random numbers (offset by the rung index).
-    resume : BudgetResult, optional
-        The state saved after a rung of an interrupted search of the same attack on the same inputs: the
-        search goes on at the next rung with its adversarials, counters and time. Every rung's randomness
-        depends only on ``seed`` and the rung, so a resumed search gives the uninterrupted one's results.
+        Seed of a ``seeded`` attack (offset by the rung index).
+    resume : SearchState, optional
+        The state saved after a rung of an interrupted search of the same attack on the same inputs: a
+        finished one is returned as it is, an unfinished one goes on at the next rung with its adversarials,
+        counters and time. Every rung's randomness depends only on ``seed`` and the rung, so a resumed search
+        gives the uninterrupted one's results.
     on_rung : callable, optional
-        Called with the state after every rung (``finished`` tells whether the search ends there), e.g. to
-        save it.
+        Called with the state after every rung, e.g. to save it.
     amp : bool
         Run the attacks under bf16 autocast on CUDA (:mod:`advaudio.evaluation.precision`); verification is
         float32 either way.
@@ -114,99 +130,131 @@ def budget_search(
     Raises
     ------
     ConfigError
-        On an empty ladder, a rung with unknown keys, or a fixed-epsilon rung without ``epsilon``.
+        On an empty ladder, a rung with unknown keys, a fixed-epsilon rung without ``epsilon``, or a ``resume``
+        state of another search.
     """
     cls = ATTACKS.get(name)
     if not ladder:
         raise ConfigError(f"attack.ladders.{name} is empty; give at least one rung")
-    counting = CountingModule(model)
-    fmodel = fb.PyTorchModel(counting, bounds=(0, 1), device=x.device)
-    n, d = len(x), x[0].numel()
-    adv = x.detach().clone()
-    l2 = torch.full((n,), float("inf"), dtype=torch.float64)
-    success = torch.zeros(n, dtype=torch.bool)
-    stats: dict[str, int] = {}
-    raw = {"nonfinite": 0, "out_of_range": 0}
-    fr_per_level: list[float] = []
-    done_levels, elapsed = 0, 0.0
-    pool_top1 = None
-    if resume is not None:
-        if resume.finished:
-            return resume
-        _check_resume(resume, name=name, n=n, n_levels=len(ladder))
-        adv = torch.from_numpy(resume.adv).to(x.device)
-        l2, success = torch.from_numpy(resume.l2.copy()), torch.from_numpy(resume.success.copy())
-        counting.gradient_samples, counting.forward_samples = resume.gradient_calls, resume.forward_calls
-        if resume.queries:
-            stats["queries"] = resume.queries
-        raw = {"nonfinite": resume.raw_nonfinite, "out_of_range": resume.raw_out_of_range}
-        fr_per_level, done_levels, elapsed = list(resume.fr_per_level), resume.level, resume.seconds
-        if resume.pool_top1 is not None:
-            pool_top1 = torch.from_numpy(resume.pool_top1.astype(np.int64))
-    start = time.perf_counter()
-    # the pool is classified once per search (the first rung that needs it), not once per rung or batch
-    pool = StartingPool(starting_pool, top1=pool_top1) if starting_pool is not None else None
-
-    def state(level: int, finished: bool) -> BudgetResult:
-        return BudgetResult(
-            name=name, adv=adv.cpu().numpy().astype(np.float32), l2=l2.numpy().copy(), success=success.numpy().copy(),
-            level=level, n_levels=len(ladder), gradient_calls=counting.gradient_samples,
-            forward_calls=counting.forward_samples, queries=int(stats.get("queries", 0)),
-            seconds=elapsed + time.perf_counter() - start, black_box=bool(cls.black_box),
-            raw_nonfinite=raw["nonfinite"], raw_out_of_range=raw["out_of_range"], fr_per_level=list(fr_per_level),
-            finished=finished,
-            pool_top1=None if pool is None or pool.classes is None else pool.classes.cpu().numpy().astype(np.int64),
-        )
-
-    level = done_levels
-    forms = [cls.bounded(dict(r), bound=bound, n_features=d) if bound is not None else dict(r) for r in ladder]
+    if resume is not None and resume.finished:
+        _check_resume(resume.result, name=name, n=len(x), n_levels=len(ladder))
+        return resume.result
+    search = _Search(cls, name=name, model=model, x=x, labels=labels, targets=targets, n_levels=len(ladder),
+                     batch_size=batch_size, bound=bound, amp=amp, starting_pool=starting_pool, resume=resume)
+    forms = [cls.bounded(dict(r), bound=bound, n_features=x[0].numel()) if bound is not None else dict(r)
+             for r in ladder]
     for level, rung in enumerate(forms, start=1):
-        if level <= done_levels:
-            continue
+        if level <= search.level:
+            continue  # run before the interruption
         if _repeats_earlier_rung(forms, level):
-            # the same settings again (bounded stages cap several rungs to the same epsilon or goal): no budget
-            # to add, nothing to run
-            fr_per_level.append(fr_per_level[-1])
-            if on_rung is not None:
-                on_rung(state(level, finished=level == len(ladder)))
-            continue
-        attack, epsilon = _build(cls, name, rung, level, seed)
-        extra = {k: {"starting_pool": pool, "stats": stats}[k] for k in cls.call_kwargs}
-        todo = torch.nonzero(~success, as_tuple=True)[0]
-        for i in range(0, len(todo), batch_size):
-            idx = todo[i : i + batch_size]
-            idx_d = idx.to(x.device)
-            xb = x[idx_d]
-            classes = targets[idx_d] if cls.targeted else labels[idx_d]
-            criterion = (fb.criteria.TargetedMisclassification if cls.targeted else fb.criteria.Misclassification)(classes)
-            with attack_autocast(x.device, enabled=amp):
-                if epsilon is None:
-                    out = attack.run(fmodel, xb, criterion, **extra)
-                else:  # as foolbox's __call__ does for fixed-epsilon attacks
-                    out = attack.run(fmodel, xb, criterion, epsilon=epsilon, **extra)
-            out = out.float()
-            if epsilon is not None:
-                out = attack.distance.clip_perturbation(xb, out, epsilon)
-            flat = out.detach().flatten(1)
-            finite = torch.isfinite(flat).all(dim=1)
-            raw["nonfinite"] += int((~finite).sum())
-            raw["out_of_range"] += int((finite & ((flat.min(dim=1).values < 0) | (flat.max(dim=1).values > 1))).sum())
-            if bound is not None:
-                out = project_l2(xb, out, bound)
-            ok, norms = verify_adversarials(
-                model=model, x=xb, adv=out, labels=labels[idx_d], targets=targets[idx_d] if cls.targeted else None,
-                bound=bound,
-            )
-            adv[idx_d[ok.to(x.device)]] = out[ok.to(x.device)].detach()
-            l2[idx[ok]] = norms[ok]
-            success[idx[ok]] = True
-        fr_per_level.append(float(success.float().mean()))
-        reached = fr_per_level[-1] >= target_fooling_rate
+            search.repeat_rung()  # the same settings again (bounded stages cap several rungs alike): nothing to run
+        else:
+            search.run_rung(*_build(cls, name, rung, level, seed))
+        reached = search.fr_per_level[-1] >= target_fooling_rate
         if on_rung is not None:
-            on_rung(state(level, finished=reached or level == len(ladder)))
+            on_rung(search.state(finished=reached or level == len(ladder)))
         if reached:
             break
-    return state(level, finished=True)
+    return search.result()
+
+
+class _Search:
+    """The running state of one budget search and its steps: one rung, one batch of victims."""
+
+    def __init__(self, cls: type, *, name: str, model: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor,
+                 targets: torch.Tensor, n_levels: int, batch_size: int, bound: float | None, amp: bool,
+                 starting_pool: torch.Tensor | PoolSource | None, resume: SearchState | None) -> None:
+        self.cls, self.name, self.model, self.n_levels = cls, name, model, n_levels
+        self.x, self.labels, self.targets = x, labels, targets
+        self.batch_size, self.bound, self.amp = batch_size, bound, amp
+        self.counting = CountingModule(model)
+        self.fmodel = fb.PyTorchModel(self.counting, bounds=(0, 1), device=x.device)
+        self.adv = x.detach().clone()
+        self.l2 = torch.full((len(x),), float("inf"), dtype=torch.float64)
+        self.success = torch.zeros(len(x), dtype=torch.bool)
+        self.stats: dict[str, int] = {}
+        self.raw = {"nonfinite": 0, "out_of_range": 0}
+        self.fr_per_level: list[float] = []
+        self.level, self.elapsed, self.success_checks = 0, 0.0, 0
+        pool_top1 = None
+        if resume is not None:
+            pool_top1 = self._restore(resume)
+        self.start = time.perf_counter()
+        # the pool is classified once per search (the first rung that needs it), not once per rung or batch
+        self.pool = StartingPool(starting_pool, top1=pool_top1) if starting_pool is not None else None
+
+    def _restore(self, resume: SearchState) -> torch.Tensor | None:
+        """Take over a saved state; returns the starting pool's saved classes."""
+        r = resume.result
+        _check_resume(r, name=self.name, n=len(self.x), n_levels=self.n_levels)
+        self.adv = torch.from_numpy(r.adv).to(self.x.device)
+        self.l2, self.success = torch.from_numpy(r.l2.copy()), torch.from_numpy(r.success.copy())
+        self.counting.gradient_samples, self.counting.forward_samples = r.gradient_calls, r.forward_calls
+        if r.queries:
+            self.stats["queries"] = r.queries
+        self.raw = {"nonfinite": r.raw_nonfinite, "out_of_range": r.raw_out_of_range}
+        self.fr_per_level, self.level, self.elapsed = list(r.fr_per_level), r.level, r.seconds
+        self.success_checks = r.success_checks
+        return None if resume.pool_top1 is None else torch.from_numpy(resume.pool_top1.astype(np.int64))
+
+    def repeat_rung(self) -> None:
+        """A rung equal to an earlier one: no budget to add, the fooling rate stays."""
+        self.level += 1
+        self.fr_per_level.append(self.fr_per_level[-1])
+
+    def run_rung(self, attack: Any, epsilon: float | None) -> None:
+        """Attack every victim not fooled yet, batch by batch, keeping the verified adversarials."""
+        self.level += 1
+        extra = {k: {"starting_pool": self.pool, "stats": self.stats}[k] for k in self.cls.call_kwargs}
+        todo = torch.nonzero(~self.success, as_tuple=True)[0]
+        for i in range(0, len(todo), self.batch_size):
+            self._attack_batch(attack, epsilon, todo[i : i + self.batch_size], extra)
+        self.fr_per_level.append(float(self.success.float().mean()))
+
+    def _attack_batch(self, attack: Any, epsilon: float | None, idx: torch.Tensor, extra: dict[str, Any]) -> None:
+        idx_d = idx.to(self.x.device)
+        xb, labels = self.x[idx_d], self.labels[idx_d]
+        targets = self.targets[idx_d] if self.cls.targeted else None
+        criterion = (fb.criteria.TargetedMisclassification(targets) if self.cls.targeted
+                     else fb.criteria.Misclassification(labels))
+        with attack_autocast(self.x.device, enabled=self.amp):
+            # foolbox's own call: runs the attack, clips a fixed-epsilon attack's perturbation to epsilon
+            _, out, _ = attack(self.fmodel, xb, criterion, epsilons=epsilon, **extra)
+        self.success_checks += len(xb)  # foolbox classifies its output once to report success
+        out = out.float()
+        self._count_raw(out)
+        if self.bound is not None:
+            out = project_l2(xb, out, self.bound)
+        ok, norms = verify_adversarials(model=self.model, x=xb, adv=out, labels=labels, targets=targets,
+                                        bound=self.bound)
+        self.adv[idx_d[ok.to(self.x.device)]] = out[ok.to(self.x.device)].detach()
+        self.l2[idx[ok]] = norms[ok]
+        self.success[idx[ok]] = True
+
+    def _count_raw(self, out: torch.Tensor) -> None:
+        flat = out.detach().flatten(1)
+        finite = torch.isfinite(flat).all(dim=1)
+        self.raw["nonfinite"] += int((~finite).sum())
+        outside = (flat.min(dim=1).values < 0) | (flat.max(dim=1).values > 1)
+        self.raw["out_of_range"] += int((finite & outside).sum())
+
+    def result(self) -> BudgetResult:
+        """What the search has found so far."""
+        return BudgetResult(
+            name=self.name, adv=self.adv.cpu().numpy().astype(np.float32), l2=self.l2.numpy().copy(),
+            success=self.success.numpy().copy(), level=self.level, n_levels=self.n_levels,
+            gradient_calls=self.counting.gradient_samples, forward_calls=self.counting.forward_samples,
+            queries=int(self.stats.get("queries", 0)), seconds=self.elapsed + time.perf_counter() - self.start,
+            black_box=bool(self.cls.black_box), raw_nonfinite=self.raw["nonfinite"],
+            raw_out_of_range=self.raw["out_of_range"], fr_per_level=list(self.fr_per_level),
+            success_checks=self.success_checks,
+        )
+
+    def state(self, *, finished: bool) -> SearchState:
+        """The resume point after the current rung."""
+        classes = None if self.pool is None or self.pool.classes is None else self.pool.classes
+        return SearchState(result=self.result(), finished=finished,
+                           pool_top1=None if classes is None else classes.cpu().numpy().astype(np.int64))
 
 
 def _repeats_earlier_rung(forms: list[dict[str, Any]], level: int) -> bool:
@@ -235,7 +283,7 @@ def _build(cls: type, name: str, rung: dict[str, Any], level: int, seed: int):
         raise ConfigError(f"attack.ladders.{name} rung {level} needs an 'epsilon' (fixed-epsilon attack)")
     if not fixed and epsilon is not None:
         raise ConfigError(f"attack.ladders.{name} rung {level} has 'epsilon' but {name} minimises the perturbation")
-    if getattr(cls, "seeded", False):
+    if cls.seeded:
         kwargs["seed"] = seed + level
     try:
         attack = cls(**kwargs)

@@ -3,7 +3,8 @@
 Reads the model checkpoint, the victims, their test features (only those rows, through the streaming
 reader) and every stored adversarial (``build/attacks/<mode>/results.npz``), classifies each adversarial
 again with a plain forward pass and compares the resulting fooling rate with
-``metrics/attack_<mode>.json``. Run it as::
+``metrics/attack_<mode>.json``. The paths and whether the bound applies are the ones dvc.yaml passes the
+stage ``attack@<mode>`` (read through DVC, so they are never typed twice). Run it as::
 
     python -m advaudio.evaluation.recheck --mode clean   # or clean_bounded / bounded / unbounded
 
@@ -25,7 +26,7 @@ from advaudio.errors import DataError
 from advaudio.evaluation.ball import within_bound
 from advaudio.evaluation.bound import effective_bound
 from advaudio.evaluation.metrics import l2_norms
-from advaudio.evaluation.modes import MODES
+from advaudio.evaluation.stage_commands import stage_options
 from advaudio.io import read_json_object
 from advaudio.loading import read_npz
 from advaudio.models.checkpoint import check_matches_features, load_checkpoint
@@ -60,7 +61,7 @@ def rechecked_success(
 
 
 def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float, float]]:
-    """``{attack: (reported FR, re-checked FR)}`` for one attack stage.
+    """``{attack: (reported FR, re-checked FR)}`` for the stage ``attack@<mode>``.
 
     Raises
     ------
@@ -69,26 +70,25 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
     """
     root = Path(root)
     params = load_params(root / "params.yaml", check_choices=False)
-    if mode not in MODES:
-        raise DataError(f"mode {mode!r} is not an attack stage; choose from {list(MODES)}")
-    checkpoint = root / "build/model" / MODES[mode].checkpoint
+    options = stage_options(f"attack@{mode}", root=root)
+    checkpoint, features = root / options["checkpoint"], root / options["features"]
     model, config = load_checkpoint(checkpoint, device="cpu")
-    meta = read_meta(root / "build/features")
+    meta = read_meta(features)
     check_matches_features(config, meta=meta, path=checkpoint)
-    test = open_split(root / "build/features", "test", meta=meta)
-    metrics_path = root / "metrics" / f"attack_{mode}.json"
-    results_path = root / "build/attacks" / mode / "results.npz"
-    victims_path = root / "build/attacks/clean/victims.npz"
+    test = open_split(features, "test", meta=meta)
+    metrics_path = root / options["metrics"]
+    results_path = root / options["out"] / "results.npz"
+    victims_path = root / options["victims"]
     for path in (metrics_path, results_path, victims_path):
         if not path.is_file():
             raise DataError(f"{str(path)!r} not found; run `dvc repro attack@{mode}` first")
     reported = read_json_object(metrics_path, missing_hint=f"run `dvc repro attack@{mode}` first")
     victims = read_npz(victims_path, keys=["rows", "labels", "targets"], kind="an advaudio victims file",
-                       hint="rerun attack@clean")
+                       hint="rerun victims")
     rows, labels, targets = victims["rows"], victims["labels"], victims["targets"]
     if rows.min(initial=0) < 0 or rows.max(initial=-1) >= len(test):
         raise DataError(f"{str(victims_path)!r} names rows outside the {len(test)} rows of "
-                        "build/features/test.csv; rerun attack@clean")
+                        f"{features / 'test.csv'}; rerun victims")
     x = test.read(rows).numpy()  # the victims only
     # recomputed from the params, not read from the metrics under check
     bound = effective_bound(params=params, representation=str(meta["representation"]),
@@ -100,7 +100,7 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
         ok = rechecked_success(
             model=model, x=x, adv=adv, labels=labels,
             targets=targets if ATTACKS.get(name).targeted else None,
-            bound=bound if MODES[mode].bounded else None,
+            bound=bound if options["bounded"] == "true" else None,
         )
         out[name] = (float(reported[name]["fooling_rate"]), float(ok.mean()))
     return out
@@ -108,7 +108,7 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=list(MODES), default="clean")
+    parser.add_argument("--mode", default="clean", help="the stage attack@<mode> of dvc.yaml")
     parser.add_argument("--root", default=".")
     args = parser.parse_args(argv)
     try:

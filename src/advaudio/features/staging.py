@@ -1,11 +1,10 @@
 """Crash-safe spectrogram stage: finished shards and the scaling constants are staged, then published.
 
 DVC deletes ``build/features`` before it reruns the spectrogram stage, so shards written there do not survive
-a crash or ``kill -9``. The stage therefore writes each shard (every block's file, each atomically) into a
-staging folder beside the output, ``<out parent>/.resume/<out name>/`` (``build/.resume/features/``, no DVC
-output), which holds
+a crash or ``kill -9``. The stage therefore writes each shard (every block's file, each atomically) into its
+resume folder (:class:`advaudio.resume.ResumeFolder`, ``build/.resume/spectrogram/``, no DVC output; deleted
+when any input of the stage changed), which holds
 
-- ``fingerprint.txt``: the :func:`fingerprint` of everything the features depend on;
 - ``scaling.json``: the fitted [0, 1] scaling constants, written once the scaling sample pass is done;
 - ``<split>/<block>-XXXXX.npy``: the shards finished so far, named as in the output
   (:func:`advaudio.features.shards.shard_path`).
@@ -13,21 +12,18 @@ output), which holds
 A shard counts as done when the scaling constants are saved and every block's file of that shard is there
 with the dtype and shape it must have and values in [0, 1], as scaled features always are (each file is
 written atomically, so a file that is there is whole; one holding NaN was damaged afterwards).
-A rerun reuses the constants and the done shards and computes only the clips of the others; a folder with
-another fingerprint is deleted. A staged file that does not load (a ``scaling.json`` that is not the constants,
-which discards the whole folder, or a shard file that is not the array it must be) is deleted with a one-line
-message on stderr saying why, and that work is done again: a bad file never blocks the stage. Once every shard
-is staged they are moved into the output (:meth:`FeatureStaging.publish`: ``os.replace``, free on one
-filesystem), the stage writes its index files and ``meta.json`` last, and then deletes the folder
-(:meth:`FeatureStaging.clear`).
+A rerun reuses the constants and the done shards and computes only the clips of the others. A staged file that
+does not load (a ``scaling.json`` that is not the constants, which discards the whole folder, or a shard file
+that is not the array it must be) is deleted with a one-line message on stderr saying why, and that work is
+done again: a bad file never blocks the stage. Once every shard is staged they are moved into the output
+(:meth:`FeatureStaging.publish`: ``os.replace``, free on one filesystem), the stage writes its index files and
+``meta.json`` last, and then deletes the folder.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import hashlib
-import json
 import os
 import shutil
 from importlib import metadata
@@ -36,59 +32,28 @@ from typing import Any
 
 import numpy as np
 
-from advaudio.config import SpectrogramConfig
 from advaudio.errors import DataError
 from advaudio.features.shards import STORAGE_DTYPE, SplitWriter, n_shards, shard_path
-from advaudio.io import atomic_path, discard, read_json_object, write_json, write_text
+from advaudio.io import atomic_path, discard, read_json_object, write_json
 from advaudio.loading import open_npy
+from advaudio.resume import ResumeFolder, stage_inputs
 
-RESUME_FOLDER = ".resume"  # beside the features folder: build/.resume/features
-AUDIO_FILES = ("clips.npy", "index.csv", "info.json")  # the augment stage's files the features are made from
 LIBRARIES = ("numpy", "scipy", "librosa", "soxr")  # packages whose versions can change the computed values
-_HASH_BLOCK = 1 << 22  # bytes read at a time while hashing files and shards
+_HASH_BLOCK = 1 << 22  # bytes read at a time while hashing and checking shards
 
 
-def staging_dir_for(out_dir: str | Path) -> Path:
-    """The staging folder of the features folder ``out_dir``: ``<parent>/.resume/<name>``."""
-    out_dir = Path(out_dir)
-    return out_dir.parent / RESUME_FOLDER / out_dir.name
+def library_versions() -> dict[str, str | None]:
+    """The installed versions of :data:`LIBRARIES` (None: not installed): a resume input DVC does not track."""
+    return {name: _version(name) for name in LIBRARIES}
 
 
-def fingerprint(*, audio_dir: str | Path, representation: str, config: SpectrogramConfig,
-                clips_per_shard: int) -> str:
-    """SHA-256 over everything the stored features depend on.
-
-    Covers the contents of ``clips.npy``, ``index.csv`` and ``info.json`` in ``audio_dir`` (streamed: at the
-    study's sizes clips.npy holds about 12 GB for UrbanSound8K, hashed at 0.5-1 GB/s, against hours of
-    feature computation), the representation, ``config`` but its ``workers`` (as sorted JSON),
-    ``clips_per_shard``, the versions of :data:`LIBRARIES` and the source files of this package.
-
-    Parameters
-    ----------
-    audio_dir : str or Path
-        The augment stage's folder.
-    representation : str
-        The representation's name.
-    config : SpectrogramConfig
-        The spectrogram settings.
-    clips_per_shard : int
-        Clips per shard file.
-    """
-    # the worker count changes the speed, never a value: a rerun with fewer workers (after running out of
-    # memory, say) still resumes
-    kept = {k: v for k, v in dataclasses.asdict(config).items() if k != "workers"}
-    settings = {"representation": representation, "config": kept,
-                "clips_per_shard": clips_per_shard, "libraries": {name: _version(name) for name in LIBRARIES}}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
-    package = Path(__file__).resolve().parent
-    files = [(name, Path(audio_dir) / name) for name in AUDIO_FILES]
-    files += [(str(p.relative_to(package)), p) for p in sorted(package.rglob("*.py"))]
-    for name, path in files:
-        digest.update(f"{name}\0{path.stat().st_size}\0".encode())
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(_HASH_BLOCK), b""):
-                digest.update(block)
-    return digest.hexdigest()
+def spectrogram_inputs(*, clips_per_shard: int, root: str | Path | None = None) -> dict[str, str]:
+    """What the spectrogram stage's staged shards depend on (:func:`advaudio.resume.stage_inputs`): its DVC deps
+    and params but ``spectrogram.workers`` (the worker count changes the speed, never a value: a rerun with
+    fewer workers, after running out of memory say, still resumes), the versions of :data:`LIBRARIES` and
+    ``clips_per_shard`` (a command-line setting)."""
+    return stage_inputs("spectrogram", root=root, ignore=["spectrogram.workers"],
+                        extra={"libraries": library_versions(), "clips_per_shard": clips_per_shard})
 
 
 def _version(name: str) -> str | None:
@@ -99,26 +64,17 @@ def _version(name: str) -> str | None:
 
 
 class FeatureStaging:
-    """The staging folder of one spectrogram run, valid for one fingerprint.
+    """The staged shards and scaling constants of one spectrogram run, in a resume folder.
 
     Parameters
     ----------
-    directory : str or Path
-        The folder (:func:`staging_dir_for`); outside every DVC output.
-    key : str
-        The :func:`fingerprint` of the run's inputs; a folder staged under another key is deleted.
+    folder : ResumeFolder
+        The stage's resume folder (valid for the stage's inputs).
     """
 
-    def __init__(self, directory: str | Path, *, key: str) -> None:
-        self.directory = Path(directory)
-        self.discarded = False  # True when a folder of other inputs was deleted
-        self.key = key
-        stamp = self.directory / "fingerprint.txt"
-        if self.directory.exists() and (not stamp.is_file() or stamp.read_bytes().strip() != key.encode()):
-            shutil.rmtree(self.directory)
-            self.discarded = True
-        if not stamp.is_file():
-            write_text(stamp, key + "\n")
+    def __init__(self, folder: ResumeFolder) -> None:
+        self.folder = folder
+        self.directory = folder.directory
 
     @property
     def scaling_path(self) -> Path:
@@ -143,8 +99,7 @@ class FeatureStaging:
         return scaling
 
     def _discard(self, *, reason: str) -> None:
-        discard(self.directory, reason=reason, then="every shard is computed again")
-        write_text(self.directory / "fingerprint.txt", self.key + "\n")
+        self.folder.reset(reason=reason)
 
     def save_scaling(self, scaling: dict[str, Any]) -> None:
         """Save the fitted constants atomically (JSON floats round-trip exactly)."""
@@ -192,12 +147,8 @@ class FeatureStaging:
                 _move(source, shard_path(out_dir, split=split, block=name, index=index))
 
     def clear(self) -> None:
-        """Delete the folder (the stage's outputs are written), and ``.resume`` if nothing else is in it."""
-        shutil.rmtree(self.directory, ignore_errors=True)
-        try:
-            self.directory.parent.rmdir()
-        except OSError:
-            pass  # other staging folders are there
+        """Delete the folder (the stage's outputs are written)."""
+        self.folder.clear()
 
 
 def _problem(path: Path, shape: tuple[int, ...], *, values: bool = False) -> str | None:

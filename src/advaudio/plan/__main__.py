@@ -24,7 +24,7 @@ import torch
 
 from advaudio.config import PROFILES_DIR, ConfigError, load_params, load_profile, merge_overrides, params_from_dict, resolve_device
 from advaudio.evaluation.memory import batch_size_for, free_bytes
-from advaudio.evaluation.modes import MODES
+from advaudio.evaluation.stage_commands import attack_modes
 from advaudio.features.representations import n_rows
 from advaudio.io import read_json_object, write_json
 from advaudio.plan.facts import dataset_facts
@@ -42,14 +42,15 @@ def _params(path: Path, profile: str | None):
     return params_from_dict(merge_overrides(raw, load_profile(profile, profiles_dir=path.parent / PROFILES_DIR)))
 
 
-def _attack_calls(params, *, metrics_dir: Path, n_classes: int, n_features: int, same_cell: bool):
+def _attack_calls(params, *, root: Path, metrics_dir: Path, n_classes: int, n_features: int, same_cell: bool):
     calls = {}
-    for mode in MODES:
+    for mode, options in attack_modes(root=root).items():
         measured = None
         path = metrics_dir / f"attack_{mode}.json"
         if same_cell and path.is_file():
             measured = measured_calls(metrics=read_json_object(path, missing_hint=""), params=params)
-        calls[mode] = measured or ladder_calls(params=params, mode=mode, n_classes=n_classes, n_features=n_features)
+        calls[mode] = measured or ladder_calls(params=params, bounded=options["bounded"] == "true",
+                                               n_classes=n_classes, n_features=n_features)
     return calls
 
 
@@ -126,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
                 plan = project_cell(
                     params=params, model=model, facts=facts, clip=clip, net=net, n_features=n_features,
                     train_epochs=_last_epochs(metrics_dir, same),
-                    attack_calls=_attack_calls(params, metrics_dir=metrics_dir, n_classes=facts.n_classes,
+                    attack_calls=_attack_calls(params, root=Path(args.params).resolve().parent,
+                                               metrics_dir=metrics_dir, n_classes=facts.n_classes,
                                                n_features=n_features, same_cell=same),
                     base_ram_bytes=base_ram, device_is_cuda=device.type == "cuda", workers=workers,
                     cache_links=links,

@@ -16,7 +16,6 @@ from typing import Any
 from advaudio.attacks import ATTACKS
 from advaudio.attacks.common import rung_setting
 from advaudio.config import Params
-from advaudio.evaluation.modes import MODES
 from advaudio.plan.facts import DatasetFacts
 from advaudio.plan.measure import ClipCosts, ModelCosts
 
@@ -75,10 +74,11 @@ def grid_disk_bytes(cells: dict[tuple[str, str, str], CellPlan]) -> int:
     return cache + (0 if links else max(sum(plan.disk_parts.values()) for plan in cells.values()))
 
 
-def ladder_calls(*, params: Params, mode: str, n_classes: int, n_features: int) -> AttackCalls:
-    """Upper bound on the evaluations per victim of one attack stage: every rung of every ladder in full."""
+def ladder_calls(*, params: Params, bounded: bool, n_classes: int, n_features: int) -> AttackCalls:
+    """Upper bound on the evaluations per victim of one attack stage (``bounded``: within the L2 bound): every
+    rung of every ladder in full."""
     grads = fwds = 0
-    bound = params.attack.bound if MODES[mode].bounded else None
+    bound = params.attack.bound if bounded else None
     for name in params.attack.attacks:
         cls = ATTACKS.get(name)
         for rung in params.attack.ladders[name]:
@@ -87,7 +87,7 @@ def ladder_calls(*, params: Params, mode: str, n_classes: int, n_features: int) 
                 rung = cls.bounded(rung, bound=bound, n_features=n_features)
             rung.pop("epsilon", None)
             g, f = cls.max_calls(rung, n_classes=n_classes, n_features=n_features)
-            grads, fwds = grads + g, fwds + f + 1  # + the verifying forward pass
+            grads, fwds = grads + g, fwds + f + 2  # + foolbox's success check and the verifying forward pass
     return AttackCalls(gradients=float(grads), forwards=float(fwds), calibrated=False)
 
 
@@ -164,7 +164,7 @@ def project_cell(
         "audio": (facts.n_train_rows + facts.n_test) * facts.clip_samples * FLOAT32,
         "features": (facts.n_train_rows + facts.n_test) * clip.stored_bytes,
         "checkpoints": 2 * net.weight_bytes * 3,  # model.pt, retrained.pt (+ optimizer state in the resume folder)
-        "attacks": len(MODES) * results * 2,  # results.npz plus the resume states while a stage runs
+        "attacks": len(attack_calls) * results * 2,  # results.npz plus the resume states while a stage runs
     }
     return plan
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from advaudio.errors import ConfigError
 from advaudio.features.reader import SplitReader
+
+if TYPE_CHECKING:
+    from advaudio.config import Params
+    from advaudio.features.store import FeatureReaders
 
 
 def pool_folds(split: SplitReader) -> list[int]:
@@ -31,3 +37,12 @@ def train_val_rows(split: SplitReader, *, val_fold: int) -> tuple[np.ndarray, np
         raise ConfigError(f"the training pool has only fold {folds}; need >= 2 folds for a validation fold")
     in_fold = split.fold == val_fold
     return np.flatnonzero(~in_fold), np.flatnonzero(in_fold & split.original)
+
+
+def validation_folds(features: FeatureReaders, *, params: Params) -> list[int]:
+    """The validation fold(s): every pool fold when cross-validating, else ``train.val_fold``
+    (0 = the pool's lowest fold)."""
+    folds = pool_folds(features.train)
+    if params.train.cross_validate:
+        return folds
+    return [params.train.val_fold or folds[0]]

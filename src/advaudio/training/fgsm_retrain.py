@@ -33,9 +33,8 @@ from advaudio.config import Params, resolve_device
 from advaudio.models import build_model
 from advaudio.models.checkpoint import make_config
 from advaudio.features.store import FeatureReaders
-from advaudio.training.data import train_val_rows
+from advaudio.training.data import train_val_rows, validation_folds
 from advaudio.training.loop import BatchLoss, EpochCallback, evaluate, fit, seed_everything
-from advaudio.training.run import validation_folds
 
 
 @contextlib.contextmanager

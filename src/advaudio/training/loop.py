@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -19,10 +19,31 @@ from tqdm.auto import tqdm
 from advaudio.config import TrainConfig
 from advaudio.features.reader import SplitReader
 from advaudio.models.predict import predict_batches
-from advaudio.training.resume import ResumeStore, rng_state, set_rng_state
 
 BatchLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 EpochCallback = Callable[[dict[str, float]], None]
+
+
+def rng_state() -> dict[str, Any]:
+    """torch (CPU and CUDA) and numpy global RNG states as tensors and plain types (a resume state holds them)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached": float(cached)},
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what :func:`rng_state` returned."""
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,9 +136,8 @@ def fit(
     epochs: int | None = None,
     lr: float | None = None,
     batch_loss: BatchLoss = cross_entropy_loss,
-    resume: ResumeStore | None = None,
-    resume_context: dict[str, Any] | None = None,
-    resume_state: dict[str, Any] | None = None,
+    start: dict[str, Any] | None = None,
+    on_state: Callable[[dict[str, Any]], None] | None = None,
     on_epoch: EpochCallback | None = None,
     progress: bool = True,
 ) -> FitResult:
@@ -140,11 +160,12 @@ def fit(
         Override ``config.epochs`` / ``config.lr`` (FGSM retraining has its own).
     batch_loss : callable
         ``(model, xb, yb) -> (loss, logits)``; the default is cross-entropy.
-    resume : ResumeStore, optional
-        Written after every epoch with the model, optimizer, scheduler, epoch, best, RNG states and
-        ``resume_context``.
-    resume_state : dict, optional
-        A state previously stored (``ResumeStore.load()["fit"]``) to continue from.
+    start : dict, optional
+        A state ``on_state`` got after an epoch of an interrupted run of the same training: the training goes
+        on after that epoch, and ends as the uninterrupted run would (same batches, same RNG draws).
+    on_state : callable, optional
+        Called after every epoch with the state to continue from (model, optimizer, scheduler, grad scaler,
+        RNG states, epoch, best weights, history), e.g. to save it.
     on_epoch : callable, optional
         Called after every epoch with that epoch's numbers (epoch, losses, accuracies, lr, ...).
     progress : bool
@@ -166,15 +187,15 @@ def fit(
     n_batches = max(1, -(-n // bs))
 
     start_epoch, best_acc, best_state, bad_epochs, history, train_seconds, images = 0, None, None, 0, [], 0.0, 0
-    if resume_state is not None:
-        model.load_state_dict(resume_state["model"])
-        optimizer.load_state_dict(resume_state["optimizer"])
-        scheduler.load_state_dict(resume_state["scheduler"])
-        scaler.load_state_dict(resume_state["scaler"])
-        set_rng_state(resume_state["rng"])
-        start_epoch, best_acc, bad_epochs = resume_state["epoch"], resume_state["best_acc"], resume_state["bad_epochs"]
-        best_state, history = resume_state["best_state"], list(resume_state["history"])
-        train_seconds, images = resume_state["train_seconds"], resume_state["images"]
+    if start is not None:
+        model.load_state_dict(start["model"])
+        optimizer.load_state_dict(start["optimizer"])
+        scheduler.load_state_dict(start["scheduler"])
+        scaler.load_state_dict(start["scaler"])
+        set_rng_state(start["rng"])
+        start_epoch, best_acc, bad_epochs = start["epoch"], start["best_acc"], start["bad_epochs"]
+        best_state, history = start["best_state"], list(start["history"])
+        train_seconds, images = start["train_seconds"], start["images"]
 
     epoch = start_epoch
     for epoch in range(start_epoch, n_epochs):
@@ -215,12 +236,11 @@ def fit(
             else:
                 bad_epochs += 1
         history.append(record)
-        if resume is not None:
-            resume.save({**(resume_context or {}), "fit": {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
-                "epoch": epoch + 1, "best_acc": best_acc, "bad_epochs": bad_epochs, "best_state": best_state,
-                "history": history, "train_seconds": train_seconds, "images": images}})
+        if on_state is not None:
+            on_state({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), "rng": rng_state(),
+                      "epoch": epoch + 1, "best_acc": best_acc, "bad_epochs": bad_epochs, "best_state": best_state,
+                      "history": history, "train_seconds": train_seconds, "images": images})
         if on_epoch is not None:
             on_epoch(record)
     if best_state is not None:

@@ -1,0 +1,40 @@
+"""Project trees for running stage scripts as subprocesses: a DVC project (no git) holding the repository's
+dvc.yaml, so a stage finds its own deps and params (advaudio.resume.stage_inputs), and the exact commands
+dvc.yaml gives each stage."""
+
+import functools
+import shlex
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_dvc_project(root: Path) -> None:
+    """Make ``root`` a DVC project (no git) with the repository's dvc.yaml (deps it lacks count as missing)."""
+    from dvc.repo import Repo
+
+    if not (root / ".dvc").is_dir():
+        Repo.init(str(root), no_scm=True).close()
+    shutil.copyfile(REPO / "dvc.yaml", root / "dvc.yaml")
+
+
+@functools.cache
+def _commands() -> dict[str, tuple[str, ...]]:
+    from dvc.repo import Repo
+
+    with Repo(str(REPO)) as repo:
+        return {stage.addressing: tuple(shlex.split(stage.cmd)) for stage in repo.index.stages
+                if getattr(stage, "cmd", None)}
+
+
+def stage_script(stage: str) -> str:
+    """The script of ``stage`` (``attack.py``) as dvc.yaml runs it."""
+    words = _commands()[stage]
+    assert words[0] == "python" and words[1].startswith("stages/"), words
+    return words[1].removeprefix("stages/")
+
+
+def stage_args(stage: str) -> list[str]:
+    """The arguments dvc.yaml passes the script of ``stage``."""
+    return list(_commands()[stage][2:])
