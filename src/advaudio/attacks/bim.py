@@ -4,6 +4,23 @@
 same trajectory but stops each sample at its first adversarial iterate; foolbox 3 lacks it, so it is written
 here: the functional core :func:`bim_a` (which also returns each sample's step count) behind foolbox's
 ``FixedEpsilonAttack`` interface (:class:`BIMA`), dropping finished samples from the batch.
+
+The study's Eq. 1 is the L-inf form, untargeted, with step zeta (1 in the study), x'_0 = x:
+
+    x'_{n+1} = clip{ x'_n + zeta * sgn(grad_x J[x'_n, l(x)]) }     clip: into [-eps, eps] around x
+
+Both BIMs here run it in L2 (docs/PROTOCOL.md "Norms") and, in the budget search, targeted: the
+sign becomes the L2-normalised gradient, the [-eps, eps] clip a projection onto the L2 ball of radius eps
+around x, followed by a clip to the input bounds [0, 1]. With J the cross-entropy of the logits and t the
+target class:
+
+    g_n      = grad_x J(x'_n, t)
+    y_{n+1}  = x'_n - alpha * g_n / max(||g_n||_2, 1e-12)          alpha = rel_stepsize * eps (or abs_stepsize)
+    x'_{n+1} = clip_[0,1]( x + (y_{n+1} - x) * min(1, eps / max(||y_{n+1} - x||_2, 1e-12)) )
+
+(untargeted, as the sanity checks run BIM-b: + alpha * g_n with g_n = grad_x J(x'_n, l(x)), ascending the
+label's loss). BIM-b takes ``steps`` updates n = 0 .. steps - 1; BIM-a stops a sample at the first x'_n that is
+adversarial (top-1 = t; untargeted: top-1 != l(x)), after at most ``steps`` updates (none if x already is).
 """
 
 from __future__ import annotations

@@ -8,6 +8,24 @@ keeps differentiating samples that are already adversarial ("we could avoid repe
 own comment says); here each step runs one forward pass and one backward pass per candidate over the samples
 not yet adversarial only, and keeps a running nearest boundary instead of every class's gradient. A test
 checks that both give the same adversarials.
+
+The study's Eq. 4 is DeepFool's step for a binary affine classifier f(x) = w^T x + b, the smallest L2 move
+onto its boundary f = 0:
+
+    eps = -f(x) * w / ||w||_2^2
+
+:func:`deepfool` applies it iteratively to the linearised multi-class problem (Moosavi-Dezfooli et al.,
+Algorithm 2, L2; foolbox's variant on the logits z). Rank the classes by z(x_0); l is the first, C the
+others among the first ``candidates`` (all other classes by default). At iterate x_i:
+
+    f'_k = z_k(x_i) - z_l(x_i),    w'_k = grad_x f'_k(x_i)                            k in C
+    k*   = argmin_k |f'_k| / (||w'_k||_2 + 1e-8)                              (the first k on ties)
+    r_i  = (|f'_k*| / (||w'_k*||_2 + 1e-8) + 1e-4) * w'_k* / (||w'_k*||_2 + 1e-8)
+    x_{i+1} = clip_[0,1]( x_0 + (1 + overshoot) * (r_0 + ... + r_i) )
+
+until the model's top class at x_i differs from the label, or after ``steps`` updates. While x_i is not
+adversarial f'_k* <= 0, so without the 1e-8 and 1e-4 guards r_i = -f'_k* * w'_k* / ||w'_k*||_2^2: Eq. 4 with
+f = f'_k* and w = w'_k*, the boundary between l and the nearest candidate k*.
 """
 
 from __future__ import annotations
