@@ -6,7 +6,7 @@ For the study profile (``profiles/study.yaml``: 768 / 1308 x 1568 inputs) it mea
   (5 s) and UrbanSound8K clips (4 s) (from the stored shapes) and as measured on disk for the synth clips run;
 * ``seconds_per_clip``: the spectrogram stage's wall time per clip, per representation;
 * ``peak_rss_mib``: peak RSS of the spectrogram stage, of training (one epoch) and of an attack stage
-  (``attack_clean``: 2 victims, one short rung per attack), each run at N and 2N synth clips, and the ratio
+  (``attack_original``: 2 victims, one short rung per attack), each run at N and 2N synth clips, and the ratio
   2N / N (streaming: it should stay near 1);
 * ``plan``: the cost planner's projection (``python -m advaudio.plan``) for ESC-50 and UrbanSound8K at the study
   profile for the benchmarked model, on this machine.
@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gpu_smoke import DVCLIVE_STUB, copy_repository  # noqa: E402
+from gpu_smoke import DVCLIVE_STUB, copy_repository, stage_commands  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REPRESENTATIONS = ("stft", "dwt", "stft_tonnetz", "dwt_tonnetz")
@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         for stage in ("validate_params", "synth", "augment"):
             run_stage([f"stages/{stage}.py"], cwd=work, env=env)
         rss = {}
-        for name, cmd in (("spectrogram", ["stages/spectrogram.py"]), ("train", ["stages/train.py"]),
-                          ("attack_clean", ["stages/attack.py", "--mode", "clean"])):
-            _, rss[name], _ = run_stage(cmd, cwd=work, env=env)
+        commands = stage_commands(root=REPO)
+        for name in ("spectrogram", "train", "victims", "attack@original"):
+            _, rss[name], _ = run_stage(commands[name][1:], cwd=work, env=env)
         result["peak_rss_mib"][label] = rss
         shutil.rmtree(work, ignore_errors=True)
     for stage in result["peak_rss_mib"]["N"]:

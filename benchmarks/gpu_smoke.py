@@ -10,8 +10,9 @@ adversarials on the CPU (``advaudio.evaluation.recheck`` with no GPU visible) an
     bash benchmarks/gpu_smoke.sh                 # on a GPU machine; OUT=<folder> for the results
     python benchmarks/gpu_smoke.py --device cpu --tiny --out /tmp/smoke   # the same path on a CPU, small
 
-DVC and DVCLive are not needed where it runs: when ``dvclive`` is missing, a no-op stand-in is put on the
-path of the train stage (it only logs curves).
+DVC and DVCLive are not needed where it runs: the stage commands are read from dvc.yaml without DVC
+(``advaudio.evaluation.stage_commands``), the stages then keep no resume state, and when ``dvclive`` is missing
+a no-op stand-in is put on the path of the train stage (it only logs curves).
 """
 
 from __future__ import annotations
@@ -29,20 +30,12 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = [
-    ("validate_params", ["stages/validate_params.py"]),
-    ("synth", ["stages/synth.py"]),
-    ("augment", ["stages/augment.py"]),
-    ("spectrogram", ["stages/spectrogram.py"]),
-    ("train", ["stages/train.py"]),
-    ("attack_clean", ["stages/attack.py", "--mode", "clean"]),
-    ("attack_clean_bounded", ["stages/attack.py", "--mode", "clean_bounded"]),
-    ("fgsm_retrain", ["stages/fgsm_retrain.py"]),
-    ("clean_finetune", ["stages/fgsm_retrain.py", "--control"]),
-    ("attack_bounded", ["stages/attack.py", "--mode", "bounded"]),
-    ("attack_unbounded", ["stages/attack.py", "--mode", "unbounded"]),
-    ("tables", ["stages/tables.py"]),
-]
+sys.path.insert(0, str(REPO / "src"))
+from advaudio.evaluation.stage_commands import attack_modes, stage_commands  # noqa: E402
+# every stage of dvc.yaml in the order dvc repro runs them; their commands are dvc.yaml's (stage_commands)
+STAGES = ["validate_params", "synth", "augment", "spectrogram", "train", "victims", "attack@original",
+          "attack@original_bounded", "fgsm_retrain", "clean_finetune", "attack@retrained_bounded", "attack@retrained",
+          "tables"]
 DVCLIVE_STUB = '''"""No-op stand-in for dvclive where it is not installed (benchmarks/gpu_smoke.py)."""
 class Live:
     def __init__(self, *a, **k): pass
@@ -129,9 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(stub), env.get("PYTHONPATH")]))
     report: dict = {"device": device, "tiny": args.tiny, "max_steps": args.max_steps, "stages": {}}
     ok = True
-    for stage, cmd in STAGES:
+    commands = stage_commands(root=work)
+    for stage in STAGES:
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, *cmd], cwd=work, env=env, capture_output=True, text=True)
+        cmd = commands[stage]
+        assert cmd[0] == "python", cmd
+        proc = subprocess.run([sys.executable, *cmd[1:]], cwd=work, env=env, capture_output=True, text=True)
         entry = {"seconds": round(time.perf_counter() - start, 2), "returncode": proc.returncode,
                  **parse_summary(stage, proc.stdout)}
         report["stages"][stage] = entry
@@ -145,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if ok:  # the GPU's adversarials, classified again on the CPU
         cpu_env = dict(env, CUDA_VISIBLE_DEVICES="")
         report["cpu_recheck"] = {}
-        for mode in ("clean", "clean_bounded", "bounded", "unbounded"):
+        for mode in attack_modes(root=work):
             proc = subprocess.run([sys.executable, "-m", "advaudio.evaluation.recheck", "--mode", mode], cwd=work,
                                   env=dict(cpu_env, PYTHONPATH=os.pathsep.join(filter(None, [str(work / "src"), cpu_env.get("PYTHONPATH")]))),
                                   capture_output=True, text=True)

@@ -17,7 +17,7 @@ import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params, resolve_device
 from advaudio.evaluation.attack_run import AttackPaths, run_mode
 from advaudio.io import save_npz, write_json, write_text
-from advaudio.resume import RESUME_ROOT, ResumeFolder, stage_inputs
+from advaudio.resume import open_resume_folder
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import run_stage, stage_summary
 
@@ -40,8 +40,8 @@ def main(args: argparse.Namespace) -> int:
     reexec_with_tcmalloc()
     stage = f"attack@{args.mode}"
     params = load_params("params.yaml")
-    resume = ResumeFolder(RESUME_ROOT / stage, then="every attack starts from its first rung",
-                          inputs=stage_inputs(stage, extra={"device": resolve_device(params.device)}))
+    resume = open_resume_folder(stage, then="every attack starts from its first rung",
+                                extra={"device": resolve_device(params.device)})
     with stage_summary(stage, "victims") as counter:
         run = run_mode(params=params, stage=stage, bounded=args.bounded == "true", resume=resume,
                        paths=AttackPaths(features=args.features, checkpoint=args.checkpoint, victims=args.victims))
@@ -54,7 +54,8 @@ def main(args: argparse.Namespace) -> int:
             writer.writerows((f"{e:.6g}", f"{f:.6g}") for e, f in curve)
             write_text(args.curves / f"{name}.csv", buf.getvalue())
         write_json(args.metrics, run.metrics)
-        resume.clear()  # every output is written: the saved search states are no longer needed
+        if resume is not None:
+            resume.clear()  # every output is written: the saved search states are no longer needed
         counter.items = run.metrics["n_victims"] * len(run.curves)
     failed = [k for k, v in run.metrics["sanity"].items() if not v]
     print(f"{stage}: mean FR {run.metrics['mean']['fooling_rate']:.2f}; sanity checks failed: {failed or 'none'}")

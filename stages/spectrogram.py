@@ -14,8 +14,8 @@ import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.features.extract import build_features
 from advaudio.features.shards import CLIPS_PER_SHARD
-from advaudio.features.staging import spectrogram_inputs
-from advaudio.resume import RESUME_ROOT, ResumeFolder
+from advaudio.features.staging import IGNORED_PARAMS, spectrogram_extra
+from advaudio.resume import open_resume_folder
 from advaudio.stage_log import run_stage, stage_summary
 
 
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     # Registry-backed names are validated by validate_params (build/params.ok); validating them here would import
     # every registry, the six attacks included, which this stage does not use.
     params = load_params(args.params, check_choices=False)
-    resume = ResumeFolder(RESUME_ROOT / "spectrogram", inputs=spectrogram_inputs(clips_per_shard=args.clips_per_shard),
-                          then="every shard is computed again")
+    resume = open_resume_folder("spectrogram", then="every shard is computed again", ignore=IGNORED_PARAMS,
+                                extra=spectrogram_extra(clips_per_shard=args.clips_per_shard))
     with stage_summary("spectrogram", "clips") as counter:
         result = build_features(
             audio_dir=args.audio,

@@ -1,7 +1,7 @@
 """Stage `tables`: this configuration's entries of the study's Tables I-III, the report and its figures.
 
-Reads metrics/{train,fgsm_retrain,attack_clean,attack_clean_bounded,attack_bounded,attack_unbounded}.json, the robustness
-curves and build/attacks/clean/examples.npz; writes metrics/summary.json (numbers only) and
+Reads metrics/{train,fgsm_retrain,attack_original,attack_original_bounded,attack_retrained_bounded,attack_retrained}.json, the robustness
+curves and build/attacks/original/examples.npz; writes metrics/summary.json (numbers only) and
 reports/{report.md, figure1.png, curves.png}. Definitions: advaudio.report.summary and docs/PROTOCOL.md.
 """
 

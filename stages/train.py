@@ -15,7 +15,7 @@ import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params, resolve_device
 from advaudio.io import write_json, write_text
 from advaudio.models.checkpoint import save_checkpoint
-from advaudio.resume import RESUME_ROOT, ResumeFolder, stage_inputs
+from advaudio.resume import open_resume_folder
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import run_stage, stage_summary
 from advaudio.features.store import open_features
@@ -29,8 +29,8 @@ def main() -> int:
     # every registry, the six attacks included, which this stage does not use.
     params = load_params("params.yaml", check_choices=False)
     features = open_features("build/features")
-    resume = ResumeFolder(RESUME_ROOT / "train", then="training starts from its first epoch",
-                          inputs=stage_inputs("train", extra={"device": resolve_device(params.device)}))
+    resume = open_resume_folder("train", then="training starts from its first epoch",
+                                extra={"device": resolve_device(params.device)})
     with stage_summary("train", "images") as counter:
         # Started empty: a resumed training replays the epochs it had finished (advaudio.training.run), so the
         # curves always equal an uninterrupted run's.
@@ -51,7 +51,8 @@ def main() -> int:
         writer.writerow(["actual", "predicted"])
         writer.writerows((names[a], names[p]) for a, p in zip(outcome.test_labels, outcome.test_predictions))
         write_text("metrics/confusion.csv", buf.getvalue())
-        resume.clear()  # every output is written: the state is no longer needed
+        if resume is not None:
+            resume.clear()  # every output is written: the state is no longer needed
         counter.items = int(outcome.metrics["images_per_second"] * outcome.metrics["seconds"])
     m = outcome.metrics
     print(f"train: {params.model} test accuracy {m['test_accuracy']:.3f}, macro F1 {m['macro_f1']:.3f}, "

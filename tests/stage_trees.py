@@ -3,9 +3,10 @@ dvc.yaml, so a stage finds its own deps and params (advaudio.resume.stage_inputs
 dvc.yaml gives each stage."""
 
 import functools
-import shlex
 import shutil
 from pathlib import Path
+
+from advaudio.evaluation.stage_commands import stage_commands
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,11 +22,7 @@ def make_dvc_project(root: Path) -> None:
 
 @functools.cache
 def _commands() -> dict[str, tuple[str, ...]]:
-    from dvc.repo import Repo
-
-    with Repo(str(REPO)) as repo:
-        return {stage.addressing: tuple(shlex.split(stage.cmd)) for stage in repo.index.stages
-                if getattr(stage, "cmd", None)}
+    return {name: tuple(words) for name, words in stage_commands(root=REPO).items()}
 
 
 def stage_script(stage: str) -> str:

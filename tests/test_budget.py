@@ -204,7 +204,7 @@ def test_the_starting_pool_is_classified_once_per_search_and_not_again_on_resume
     full = run("pia", model, x, y, t, ladder=ladder, starting_pool=CountedPool(), on_rung=states.append)
     assert full.level >= 2 and len(states) >= 2
     assert passes == [1]  # one classification for every rung
-    store = ResumeFolder(tmp_path / "attack@clean", inputs={}, then="-")
+    store = ResumeFolder(tmp_path / "attack@original", inputs={}, then="-")
     store.save("pia.npz", lambda fh: write_search_state(fh, states[0]))
     saved = store.load("pia.npz", lambda path: read_search_state(path, name="pia", shape=tuple(x.shape),
                                                                   n_levels=len(ladder)))

@@ -223,7 +223,7 @@ def _band_checkpoint(path, *, device):
     return _band_victim(path, device=device), meta
 
 
-def _run_stage(root, modes=("clean", "bounded")):
+def _run_stage(root, modes=("original", "retrained_bounded")):
     """The victims stage, then run_mode for ``modes`` in order with the paths and bound dvc.yaml gives each stage,
     writing what the next stage reads; ``{mode: ModeRun}`` (each with the victims as ``victims``)."""
     from advaudio.config import load_params
@@ -271,7 +271,7 @@ def test_attack_stages_stream_the_test_split_with_the_materialised_paths_results
 
     _patch(monkeypatch, "load_victim", _band_victim)
     streamed = _run_stage(_stage_root(tmp_path / "streamed"))
-    assert streamed["clean"].metrics["pia"]["fooling_rate"] > 0 and streamed["clean"].metrics["pia"]["queries"] > 0
+    assert streamed["original"].metrics["pia"]["fooling_rate"] > 0 and streamed["original"].metrics["pia"]["queries"] > 0
 
     # the materialised path the stages took before: the whole split as one tensor (what load_split gave),
     # predictions over its slices, victims indexed from it and the tensor itself as PIA's starting pool
@@ -302,7 +302,7 @@ def test_more_victims_than_the_test_split_is_refused_by_name(tmp_path, monkeypat
     root = _stage_root(tmp_path)
     _set_attack_params(root, n_victims=100000)
     with pytest.raises(ConfigError, match=r"attack.n_victims = 100000 exceeds the test split's 16 clips"):
-        _run_stage(root, modes=("clean",))
+        _run_stage(root, modes=("original",))
 
 
 def test_fewer_correct_clips_than_victims_asked_is_warned_and_recorded(tmp_path, monkeypatch, capsys):
@@ -319,7 +319,7 @@ def test_fewer_correct_clips_than_victims_asked_is_warned_and_recorded(tmp_path,
     _patch(monkeypatch, "predict_batches", half_wrong)
     root = _stage_root(tmp_path)
     _set_attack_params(root, n_victims=16, attacks=["deepfool"])
-    metrics = _run_stage(root, modes=("clean",))["clean"].metrics
+    metrics = _run_stage(root, modes=("original",))["original"].metrics
     assert metrics["n_victims_requested"] == 16 and metrics["n_victims"] <= 8
     err = capsys.readouterr().err
     assert f"attack.n_victims = 16, but only {metrics['n_victims']} of the 16 test clips are classified correctly" in err
@@ -345,7 +345,7 @@ def test_attack_stages_and_recheck_never_hold_the_whole_test_split(tmp_path, mon
     _patch(monkeypatch, "load_victim", _band_victim)
     monkeypatch.setattr(recheck, "load_checkpoint", _band_checkpoint)
     runs = _run_stage(root)
-    n_test = len(runs["clean"].results["test_labels"])
+    n_test = len(runs["original"].results["test_labels"])
     # batches of 4 (attack.batch_size; PIA's chunk of 4 keeps the pool's at 4), the 6 victims, the picked starts
     assert n_test == 16 and max(gathered) == N_VICTIMS < n_test
     assert sum(gathered) > 3 * n_test  # predictions once and the pool once per PIA rung, all of it streamed
@@ -366,9 +366,9 @@ def test_an_attack_seed_depends_on_the_seed_and_the_attack_name_only():
 def test_removing_an_attack_leaves_the_others_results_byte_identical(tmp_path, monkeypatch):
     """Issue 18: PIA's per-victim results do not depend on which attacks run before it (its seed once did)."""
     _patch(monkeypatch, "load_victim", _band_victim)
-    every = _run_stage(_stage_root(tmp_path / "every"), modes=("clean",))["clean"].results
+    every = _run_stage(_stage_root(tmp_path / "every"), modes=("original",))["original"].results
     root = _stage_root(tmp_path / "pia")
     _set_attack_params(root, attacks=["pia"])
-    alone = _run_stage(root, modes=("clean",))["clean"].results
+    alone = _run_stage(root, modes=("original",))["original"].results
     for key in ("pia_l2", "pia_success", "pia_adv"):
         assert alone[key].tobytes() == every[key].tobytes(), key

@@ -3,7 +3,6 @@
 import dataclasses
 import hashlib
 import json
-import os
 import pickle
 import shutil
 import signal

@@ -79,17 +79,17 @@ def _check_summary_against_stored_results(repo: Path, summary: dict, *, attacks:
 
     from advaudio.evaluation.ball import within_bound
 
-    for mode, key in (("bounded", "bounded_fooling_rate"), ("clean_bounded", "bounded_fooling_rate_clean")):
+    for mode, key in (("retrained_bounded", "bounded_fooling_rate"), ("original_bounded", "bounded_fooling_rate_original")):
         with np.load(repo / "build" / "attacks" / mode / "results.npz") as z:
             rates = [np.mean(z[f"{a}_success"] & within_bound(z[f"{a}_l2"], summary["bound_l2"])) for a in attacks]
         assert float(np.mean(rates)) == pytest.approx(summary[key], abs=1e-12), (mode, rates)
-    for mode in ("clean", "clean_bounded", "bounded", "unbounded"):
+    for mode in ("original", "original_bounded", "retrained_bounded", "retrained"):
         with np.load(repo / "build" / "attacks" / mode / "results.npz") as z:
             for a in attacks:
                 adv = z[f"{a}_adv"][z[f"{a}_success"]]
                 flat = adv.reshape(len(adv), int(np.prod(adv.shape[1:])))  # -1 fails when nothing succeeded
                 assert flat.any(axis=1).all(), f"{mode} {a}: an all-zero adversarial counted"
-    for key in ("accuracy", "bounded_fooling_rate", "bounded_fooling_rate_clean"):
+    for key in ("accuracy", "bounded_fooling_rate", "bounded_fooling_rate_original"):
         assert summary[f"{key}_ci_low"] <= summary[key] <= summary[f"{key}_ci_high"], key
     for key in ("accuracy_drop_p", "bounded_fooling_rate_p"):
         assert 0.0 <= summary[key] <= 1.0, key
@@ -113,16 +113,16 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     for key in ("accuracy", "accuracy_drop", "bounded_fooling_rate", "eps_ratio"):
         assert key in summary, f"summary.json lacks {key}: {sorted(summary)}"
     assert summary["accuracy"] > 0.3, "the tiny model should beat chance (0.25, 4 classes)"
-    attack = json.loads((repo / "metrics" / "attack_clean.json").read_text())
+    attack = json.loads((repo / "metrics" / "attack_original.json").read_text())
     assert set(TINY["attack"]["ladders"]) <= set(attack)
-    clean_bounded = json.loads((repo / "metrics" / "attack_clean_bounded.json").read_text())
-    assert clean_bounded["sanity"]["bounded_within_bound"] == 1  # the original model, attacked within the bound
-    assert clean_bounded["bound"] == json.loads((repo / "metrics" / "attack_bounded.json").read_text())["bound"]
+    original_bounded = json.loads((repo / "metrics" / "attack_original_bounded.json").read_text())
+    assert original_bounded["sanity"]["bounded_within_bound"] == 1  # the original model, attacked within the bound
+    assert original_bounded["bound"] == json.loads((repo / "metrics" / "attack_retrained_bounded.json").read_text())["bound"]
     for name in ("report.md", "figure1.png", "curves.png"):
         assert (repo / "reports" / name).stat().st_size > 0
 
     _check_summary_against_stored_results(repo, summary, attacks=list(TINY["attack"]["ladders"]))
-    for mode in ("clean", "clean_bounded", "bounded", "unbounded"):  # stored adversarials confirm the reported FRs
+    for mode in ("original", "original_bounded", "retrained_bounded", "retrained"):  # stored adversarials confirm the reported FRs
         recheck = _run([sys.executable, "-m", "advaudio.evaluation.recheck", "--mode", mode], repo)
         assert recheck.returncode == 0, recheck.stdout + recheck.stderr
 
@@ -135,7 +135,7 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     exp = _run(["dvc", "exp", "run", "-S", "representation=dwt"], repo)
     assert exp.returncode == 0, exp.stdout[-4000:] + exp.stderr[-4000:]
     ran = {line.split("'")[1] for line in exp.stdout.splitlines() if line.startswith("Running stage")}
-    assert {"spectrogram", "train", "attack@clean", "tables"} <= ran
+    assert {"spectrogram", "train", "attack@original", "tables"} <= ran
     assert not ran & {"synth", "augment"}, ran
 
     bad = _run(["dvc", "exp", "run", "-S", "model=vgg61"], repo)

@@ -59,7 +59,7 @@ def test_cell_projection_known_answer():
     clip = ClipCosts(synth_seconds=0.5, pitch_shift_seconds=0.2, feature_seconds=0.1, stored_bytes=1000)
     net = ModelCosts(train_seconds=0.01, gradient_seconds=0.004, forward_seconds=0.001, backward_bytes=10,
                      weight_bytes=100, batch_size=4)
-    calls = {m: AttackCalls(gradients=10, forwards=20, calibrated=True) for m in ("clean", "unbounded")}
+    calls = {m: AttackCalls(gradients=10, forwards=20, calibrated=True) for m in ("original", "retrained")}
     plan = project_cell(params=p, model="resnet56", facts=facts, clip=clip, net=net, n_features=64, train_epochs=3,
                         attack_calls=calls, base_ram_bytes=0, device_is_cuda=False, workers=2)
     assert plan.seconds["synth"] == pytest.approx(40 * 0.5)
@@ -68,11 +68,11 @@ def test_cell_projection_known_answer():
     fit_rows = 96 * (1 - 1 / 4)
     assert plan.seconds["train"] == pytest.approx(3 * (fit_rows * 0.01 + 32 / 4 * 0.001) + 8 * 0.001)
     victim = (10 + SANITY_GRADIENTS) * 0.004 + 20 * 0.001
-    assert plan.seconds["attack@clean"] == pytest.approx(8 * victim + 8 * 0.001)  # measured calls hold PIA's pool
+    assert plan.seconds["attack@original"] == pytest.approx(8 * victim + 8 * 0.001)  # measured calls hold PIA's pool
     upper = {m: AttackCalls(gradients=10, forwards=20, calibrated=False) for m in calls}
     bound = project_cell(params=p, model="resnet56", facts=facts, clip=clip, net=net, n_features=64, train_epochs=3,
                          attack_calls=upper, base_ram_bytes=0, device_is_cuda=False, workers=2)
-    assert bound.seconds["attack@clean"] == pytest.approx(8 * victim + 2 * 8 * 0.001)  # + PIA's pass over the pool
+    assert bound.seconds["attack@original"] == pytest.approx(8 * victim + 2 * 8 * 0.001)  # + PIA's pass over the pool
     assert plan.calibrated_attacks and plan.total_seconds == pytest.approx(sum(plan.seconds.values()))
     # 8 test clips + 96 training rows of 2 s at 22.05 kHz (synth's defaults); 6 x 8 results of 64 float32 per mode
     audio, features = 104 * 44100 * 4, 104 * 1000
@@ -124,5 +124,5 @@ def test_the_command_plans_a_tiny_profile_on_the_cpu(tmp_path):
     plan = json.loads(out.read_text())
     assert code == 0 and len(plan["cells"]) == 1 and plan["total_seconds"] > 0
     cell = plan["cells"][0]
-    assert {"train", "attack@clean", "attack@unbounded"} <= set(cell["seconds"]) and not cell["calibrated_attacks"]
+    assert {"train", "attack@original", "attack@retrained"} <= set(cell["seconds"]) and not cell["calibrated_attacks"]
     assert cell["disk_bytes"] > 0 and cell["peak_ram_bytes"] > 0 and all(cell["fits"].values())

@@ -23,8 +23,8 @@ ATTACKS = ["bim_a", "bim_b", "jsma", "deepfool", "cw", "pia"]
 # eps_o and eps_a per attack: ratios 2, 1.5, 1, 2, 2, 2 (mean of ratios 1.75; ratio of means 16.5/10.75).
 EPS_O = [1.0, 2.0, 4.0, 0.5, 0.25, 3.0]
 EPS_A = [2.0, 3.0, 4.0, 1.0, 0.5, 6.0]
-FR_BOUND_CLEAN = [0.9, 0.8, 0.7, 1.0, 0.6, 0.5]  # mean 0.75 (attack_clean_bounded)
-FR_BOUND_CLEAN_SEARCH = [0.2, 0.1, 0.0, 0.4, 0.1, 0.0]  # attack_clean's curve at the bound: not Table II's
+FR_BOUND_CLEAN = [0.9, 0.8, 0.7, 1.0, 0.6, 0.5]  # mean 0.75 (attack_original_bounded)
+FR_BOUND_CLEAN_SEARCH = [0.2, 0.1, 0.0, 0.4, 0.1, 0.0]  # attack_original's curve at the bound: not Table II's
 FR_BOUND_RETRAINED = [0.5, 0.4, 0.3, 0.6, 0.2, 0.1]  # mean 0.35
 SANITY = {"fr_monotone_in_eps": 1, "adversarials_in_bounds": 1, "no_nan": 1}
 
@@ -42,7 +42,7 @@ def make_inputs() -> dict[str, dict]:
     """Known inputs, as the producing stages write them (docs/ARCHITECTURE.md)."""
     clean = {a: _attack_entry(fr=1.0, fr_bound=FR_BOUND_CLEAN_SEARCH[i], mean_l2=EPS_O[i], i=i)
              for i, a in enumerate(ATTACKS)}
-    clean_bounded = {a: _attack_entry(fr=FR_BOUND_CLEAN[i], fr_bound=FR_BOUND_CLEAN[i], mean_l2=1.5, i=i)
+    original_bounded = {a: _attack_entry(fr=FR_BOUND_CLEAN[i], fr_bound=FR_BOUND_CLEAN[i], mean_l2=1.5, i=i)
                      for i, a in enumerate(ATTACKS)}
     unbounded = {a: _attack_entry(fr=0.95, fr_bound=FR_BOUND_RETRAINED[i], mean_l2=EPS_A[i], i=i)
                  for i, a in enumerate(ATTACKS)}
@@ -54,20 +54,20 @@ def make_inputs() -> dict[str, dict]:
                               "accuracy_drop_relative": 0.0588, "epochs": 2, "seconds": 3.0},
         "clean_finetune.json": {"test_accuracy": 0.90, "clean_test_accuracy": 0.85, "epochs": 2},
     }
-    for mode, attacks in (("clean", clean), ("clean_bounded", clean_bounded), ("bounded", bounded),
-                          ("unbounded", unbounded)):
+    for mode, attacks in (("original", clean), ("original_bounded", original_bounded), ("retrained_bounded", bounded),
+                          ("retrained", unbounded)):
         files[f"attack_{mode}.json"] = {**attacks, "mean": {"fooling_rate": 0.5}, "sanity": dict(SANITY),
                                         "n_victims": N_VICTIMS, "victims_misclassified": 0, "bound": 3.0}
     return files
 
 
 def write_tree(root: Path, files: dict[str, dict], *, rng: np.random.Generator) -> None:
-    """Write metrics/, the curves and build/attacks/clean/examples.npz under ``root``."""
+    """Write metrics/, the curves and build/attacks/original/examples.npz under ``root``."""
     (root / "metrics").mkdir(parents=True, exist_ok=True)
     for name, obj in files.items():
         (root / "metrics" / name).write_text(json.dumps(obj))
     eps = np.linspace(0.0, 8.0, 9)
-    for mode in ("clean", "clean_bounded", "bounded", "unbounded"):
+    for mode in ("original", "original_bounded", "retrained_bounded", "retrained"):
         d = root / "metrics" / "curves" / f"attack_{mode}"
         d.mkdir(parents=True, exist_ok=True)
         for i, a in enumerate(ATTACKS):
@@ -82,8 +82,8 @@ def write_tree(root: Path, files: dict[str, dict], *, rng: np.random.Generator) 
     for i, a in enumerate(ATTACKS):
         arrays[f"{a}_adv"] = np.clip(x + 0.05 * rng.standard_normal(x.shape).astype(np.float32), 0, 1)
         arrays[f"{a}_l2"] = np.array([np.inf if a == "pia" else 0.5 + i, 0.7 + i])
-    (root / "build" / "attacks" / "clean").mkdir(parents=True, exist_ok=True)
-    np.savez(root / "build" / "attacks" / "clean" / "examples.npz", **arrays)
+    (root / "build" / "attacks" / "original").mkdir(parents=True, exist_ok=True)
+    np.savez(root / "build" / "attacks" / "original" / "examples.npz", **arrays)
     write_results(root, files)
 
 
@@ -95,8 +95,8 @@ def write_results(root: Path, files: dict[str, dict]) -> None:
     of an attack has the attack's mean_l2 (so paired and unpaired eps agree), the first round(FR * n) victims
     are the successful ones, and the test predictions give the accuracies of train.json/fgsm_retrain.json."""
     labels = np.arange(N_TEST) % 10
-    for mode, acc_file in (("clean", "train.json"), ("clean_bounded", "train.json"),
-                           ("bounded", "fgsm_retrain.json"), ("unbounded", "fgsm_retrain.json")):
+    for mode, acc_file in (("original", "train.json"), ("original_bounded", "train.json"),
+                           ("retrained_bounded", "fgsm_retrain.json"), ("retrained", "fgsm_retrain.json")):
         metrics = files[f"attack_{mode}.json"]
         n_right = int(round(files[acc_file]["test_accuracy"] * N_TEST))
         predictions = np.where(np.arange(N_TEST) < n_right, labels, (labels + 1) % 10)
@@ -104,7 +104,7 @@ def write_results(root: Path, files: dict[str, dict]) -> None:
                   "test_labels": labels}
         for a in [a for a in ATTACKS if a in metrics]:
             entry = metrics[a]
-            if mode in ("clean_bounded", "bounded"):
+            if mode in ("original_bounded", "retrained_bounded"):
                 success = np.arange(N_VICTIMS) < int(round(entry["fr_at_bound"] * N_VICTIMS))
                 size = 0.5 * metrics["bound"]
             else:  # no mean_l2: the attack fooled nobody
@@ -137,14 +137,14 @@ def test_summary_known_answers(tmp_path, rng):
     assert m["accuracy_control"] == pytest.approx(0.90)
     assert m["accuracy_drop_vs_control"] == pytest.approx(10.0)  # control 90 % - retrained 80 %
     assert m["bounded_fooling_rate"] == pytest.approx(0.35)
-    assert m["bounded_fooling_rate_clean"] == pytest.approx(0.75)  # from attack_clean_bounded, not the search
+    assert m["bounded_fooling_rate_original"] == pytest.approx(0.75)  # from attack_original_bounded, not the search
     assert m["eps_ratio"] == pytest.approx(1.75)  # mean of ratios, not 16.5 / 10.75
     assert m["eps_ratio_jsma"] == pytest.approx(1.0)
     assert m["eps_ratio_strict"] == 1.0 and m["eps_ratio_n_attacks"] == 6
     assert m["eps_ratio_n_pairs"] == 6 * 19  # victims fooled on both models (the retrained search: 19 of 20)
     assert m["eps_ratio_unpaired"] == pytest.approx(1.75)
     for key in ("accuracy", "accuracy_retrained", "accuracy_control", "bounded_fooling_rate",
-                "bounded_fooling_rate_clean", "eps_ratio", "bounded_fooling_rate_bim_a"):
+                "bounded_fooling_rate_original", "eps_ratio", "bounded_fooling_rate_bim_a"):
         assert m[f"{key}_ci_low"] <= m[key] <= m[f"{key}_ci_high"], key
     assert 0 <= m["accuracy_drop_p"] <= 1 and m["bounded_fooling_rate_p"] < 0.05 and m["eps_ratio_p"] < 0.05
     assert all(isinstance(v, float) for v in m.values())
@@ -153,15 +153,15 @@ def test_summary_known_answers(tmp_path, rng):
 def test_bounded_rate_disagreeing_with_the_stored_results_is_refused(tmp_path, rng):
     files = make_inputs()
     write_tree(tmp_path, files, rng=rng)
-    files["attack_bounded.json"]["cw"]["fr_at_bound"] = 0.25  # results.npz still says 0.20
-    (tmp_path / "metrics" / "attack_bounded.json").write_text(json.dumps(files["attack_bounded.json"]))
-    with pytest.raises(DataError, match="attack_bounded.json: cw fr_at_bound 0.25"):
+    files["attack_retrained_bounded.json"]["cw"]["fr_at_bound"] = 0.25  # results.npz still says 0.20
+    (tmp_path / "metrics" / "attack_retrained_bounded.json").write_text(json.dumps(files["attack_retrained_bounded.json"]))
+    with pytest.raises(DataError, match="attack_retrained_bounded.json: cw fr_at_bound 0.25"):
         run_build(tmp_path)
 
 
 def test_attack_short_of_target_is_left_out_of_eps_ratio(tmp_path, rng):
     files = make_inputs()
-    files["attack_unbounded.json"]["pia"]["fooling_rate"] = 0.85
+    files["attack_retrained.json"]["pia"]["fooling_rate"] = 0.85
     write_tree(tmp_path, files, rng=rng)
     summary = run_build(tmp_path)
     assert summary.metrics["eps_ratio"] == pytest.approx((2 + 1.5 + 1 + 2 + 2) / 5)
@@ -172,7 +172,7 @@ def test_attack_short_of_target_is_left_out_of_eps_ratio(tmp_path, rng):
 
 def test_no_attack_reaching_target_falls_back_and_is_flagged(tmp_path, rng):
     files = make_inputs()
-    for entry in files["attack_clean.json"].values():
+    for entry in files["attack_original.json"].values():
         if isinstance(entry, dict) and "level" in entry:
             entry["fooling_rate"] = 0.5
     write_tree(tmp_path, files, rng=rng)
@@ -184,7 +184,7 @@ def test_no_attack_reaching_target_falls_back_and_is_flagged(tmp_path, rng):
 
 def test_no_success_omits_eps_ratio(tmp_path, rng):
     files = make_inputs()
-    for entry in files["attack_unbounded.json"].values():
+    for entry in files["attack_retrained.json"].values():
         if isinstance(entry, dict):
             entry.pop("mean_l2", None)
     write_tree(tmp_path, files, rng=rng)
@@ -205,7 +205,7 @@ def test_report_matches_golden_layout(tmp_path, rng):
 
 def _metrics(**overrides):
     base = {"accuracy": 0.85, "accuracy_retrained": 0.80, "accuracy_drop": 5.0, "accuracy_drop_relative": 0.0588,
-            "bounded_fooling_rate": 0.35, "bounded_fooling_rate_clean": 0.75, "eps_ratio": 1.75,
+            "bounded_fooling_rate": 0.35, "bounded_fooling_rate_original": 0.75, "eps_ratio": 1.75,
             "eps_ratio_n_attacks": 6.0, "eps_ratio_strict": 1.0}
     return {**base, **overrides}
 
@@ -224,7 +224,7 @@ def test_findings_flip_when_numbers_flip():
     assert "raises" in found[0].evidence and "< 1" in found[1].evidence and "above" in found[2].evidence
 
 
-@pytest.mark.parametrize("name", ["train.json", "fgsm_retrain.json", "clean_finetune.json", "attack_bounded.json"])
+@pytest.mark.parametrize("name", ["train.json", "fgsm_retrain.json", "clean_finetune.json", "attack_retrained_bounded.json"])
 def test_missing_metrics_file_is_named(tmp_path, rng, name):
     write_tree(tmp_path, make_inputs(), rng=rng)
     (tmp_path / "metrics" / name).unlink()
@@ -234,24 +234,24 @@ def test_missing_metrics_file_is_named(tmp_path, rng, name):
 
 def test_missing_key_is_named(tmp_path, rng):
     files = make_inputs()
-    del files["attack_clean.json"]["cw"]["fr_at_bound"]
+    del files["attack_original.json"]["cw"]["fr_at_bound"]
     write_tree(tmp_path, files, rng=rng)
-    with pytest.raises(DataError, match=r"attack_clean\.json \[cw\].*'fr_at_bound'"):
+    with pytest.raises(DataError, match=r"attack_original\.json \[cw\].*'fr_at_bound'"):
         run_build(tmp_path)
 
 
 def test_attack_sets_must_agree(tmp_path, rng):
     files = make_inputs()
-    del files["attack_bounded.json"]["pia"]
+    del files["attack_retrained_bounded.json"]["pia"]
     write_tree(tmp_path, files, rng=rng)
-    with pytest.raises(DataError, match="attack_bounded.json"):
+    with pytest.raises(DataError, match="attack_retrained_bounded.json"):
         read_attack_suite(metrics_dir=tmp_path / "metrics")
 
 
 def test_missing_curve_is_named(tmp_path, rng):
     write_tree(tmp_path, make_inputs(), rng=rng)
-    (tmp_path / "metrics" / "curves" / "attack_unbounded" / "cw.csv").unlink()
-    with pytest.raises(DataError, match=r"attack_unbounded/cw\.csv"):
+    (tmp_path / "metrics" / "curves" / "attack_retrained" / "cw.csv").unlink()
+    with pytest.raises(DataError, match=r"attack_retrained/cw\.csv"):
         run_build(tmp_path)
 
 
@@ -265,7 +265,7 @@ def test_figures_are_written_and_non_empty(tmp_path, rng):
 
 def test_failed_sanity_check_is_reported(tmp_path, rng):
     files = copy.deepcopy(make_inputs())
-    files["attack_bounded.json"]["sanity"]["adversarials_in_bounds"] = 0
+    files["attack_retrained_bounded.json"]["sanity"]["adversarials_in_bounds"] = 0
     write_tree(tmp_path, files, rng=rng)
     run_build(tmp_path)
     assert "**1 check(s) failed**" in (tmp_path / "reports" / "report.md").read_text()
@@ -273,12 +273,12 @@ def test_failed_sanity_check_is_reported(tmp_path, rng):
 
 def test_stage_script_reports_missing_file(tmp_path, rng):
     write_tree(tmp_path, make_inputs(), rng=rng)
-    (tmp_path / "metrics" / "attack_clean.json").unlink()
+    (tmp_path / "metrics" / "attack_original.json").unlink()
     (tmp_path / "params.yaml").write_text("dataset: synth\nrepresentation: stft\nmodel: resnet56\n")
     script = Path(__file__).resolve().parents[1] / "stages" / "tables.py"
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert "attack_clean.json" in proc.stderr and "not found" in proc.stderr
+    assert "attack_original.json" in proc.stderr and "not found" in proc.stderr
 
 
 def test_study_values_cover_the_published_grid():
@@ -295,7 +295,7 @@ def test_study_values_cover_the_published_grid():
 
 def test_attack_files_with_different_bounds_are_refused(tmp_path, rng):
     files = make_inputs()
-    files["attack_bounded.json"]["bound"] = 0.5
+    files["attack_retrained_bounded.json"]["bound"] = 0.5
     write_tree(tmp_path, files, rng=rng)
-    with pytest.raises(DataError, match=r"attack_bounded.json: bound 0.5 differs from .*attack_clean.json: 3.0"):
+    with pytest.raises(DataError, match=r"attack_retrained_bounded.json: bound 0.5 differs from .*attack_original.json: 3.0"):
         read_attack_suite(metrics_dir=tmp_path / "metrics")

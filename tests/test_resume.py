@@ -86,11 +86,11 @@ def test_a_search_state_round_trips_and_states_of_other_inputs_are_dropped(tmp_p
     run(name, model, x, y, t, ladder=ladder, on_rung=states.append)
     (state,) = states
     assert (state.pool_top1 is not None) == (name == "pia")
-    folder = ResumeFolder(tmp_path / "attack@clean", inputs={"a": "1"}, then="-")
+    folder = ResumeFolder(tmp_path / "attack@original", inputs={"a": "1"}, then="-")
     _save(folder, state)
     fits = {"shape": tuple(x.shape), "n_levels": 1}
-    _same_state(_load(ResumeFolder(tmp_path / "attack@clean", inputs={"a": "1"}, then="-"), name, **fits), state)
-    assert _load(ResumeFolder(tmp_path / "attack@clean", inputs={"a": "2"}, then="-"), name, **fits) is None
+    _same_state(_load(ResumeFolder(tmp_path / "attack@original", inputs={"a": "1"}, then="-"), name, **fits), state)
+    assert _load(ResumeFolder(tmp_path / "attack@original", inputs={"a": "2"}, then="-"), name, **fits) is None
 
 
 class _Payload:
@@ -162,12 +162,12 @@ def test_a_bad_saved_search_state_is_discarded_and_the_attack_starts_over(tmp_pa
     ladder = [{"epsilon": e, "steps": 3, "rel_stepsize": 0.25} for e in (0.2, 1.0)]
     states: list[SearchState] = []
     run("bim_b", model, x, y, t, ladder=ladder, on_rung=states.append)
-    store = ResumeFolder(tmp_path / "clean", inputs={"a": "1"}, then="-")
+    store = ResumeFolder(tmp_path / "original", inputs={"a": "1"}, then="-")
     _save(store, states[0])
     first = states[0].result
     assert not first.success.all() and first.success.any()  # inf norms of the unfooled ones are kept
     _same_state(_load(store, "bim_b", shape=tuple(x.shape), n_levels=2), states[0])
-    path = tmp_path / "clean" / "bim_b.npz"
+    path = tmp_path / "original" / "bim_b.npz"
     good = tmp_path / "good.npz"
     good.write_bytes(path.read_bytes())
     marker = tmp_path / "pwned"
@@ -215,12 +215,12 @@ def _stage_tree(root: Path) -> None:
 
 def _stage(root: Path) -> subprocess.Popen:
     env = dict(os.environ, ADVAUDIO_NO_TCMALLOC="1")
-    return subprocess.Popen([sys.executable, str(REPO / "stages" / "attack.py"), *stage_args("attack@clean")],
+    return subprocess.Popen([sys.executable, str(REPO / "stages" / "attack.py"), *stage_args("attack@original")],
                             cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _metrics(root: Path) -> dict:
-    m = json.loads((root / "metrics" / "attack_clean.json").read_text())
+    m = json.loads((root / "metrics" / "attack_original.json").read_text())
     for entry in m.values():
         if isinstance(entry, dict):
             entry.pop("seconds", None)
@@ -234,21 +234,21 @@ def test_kill_9_in_the_middle_of_an_attack_stage_then_rerun_gives_the_uninterrup
         root.mkdir()
         _stage_tree(root)
     out, _ = _stage(whole).communicate(timeout=600)
-    assert "resumes" not in out and (whole / "metrics" / "attack_clean.json").is_file(), out
+    assert "resumes" not in out and (whole / "metrics" / "attack_original.json").is_file(), out
     assert not (whole / "build" / ".resume").exists()  # cleared once the outputs are written
 
     # the stage kills itself right after it saved the first state of its second attack
     proc = start_stage_killed_after(
-        "attack.py", stage_args("attack@clean"), cwd=broken, env=dict(os.environ, ADVAUDIO_NO_TCMALLOC="1"),
+        "attack.py", stage_args("attack@original"), cwd=broken, env=dict(os.environ, ADVAUDIO_NO_TCMALLOC="1"),
         module="advaudio.resume", qualname="ResumeFolder.save", key="args[1]", after=2, distinct=True)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, out
-    assert len(list((broken / "build" / ".resume" / "attack@clean").glob("*.npz"))) == 2
-    assert not (broken / "metrics" / "attack_clean.json").exists()  # nothing that looks finished
+    assert len(list((broken / "build" / ".resume" / "attack@original").glob("*.npz"))) == 2
+    assert not (broken / "metrics" / "attack_original.json").exists()  # nothing that looks finished
     out, _ = _stage(broken).communicate(timeout=600)
     assert "resumes after rung" in out, out
     assert _metrics(broken) == _metrics(whole)
-    for name in ("attacks/clean/results.npz", "victims/victims.npz"):
+    for name in ("attacks/original/results.npz", "victims/victims.npz"):
         with np.load(whole / "build" / name) as a, np.load(broken / "build" / name) as b:
             for key in a.files:
                 np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}:{key}")

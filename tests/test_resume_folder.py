@@ -8,10 +8,10 @@ import pytest
 import yaml
 
 from advaudio.errors import DataError
-from advaudio.resume import INPUTS_FILE, ResumeFolder, changed_inputs, stage_inputs
+from advaudio.resume import INPUTS_FILE, ResumeFolder, changed_inputs, open_resume_folder, stage_inputs
 
 REPO = Path(__file__).resolve().parents[1]
-RESUMABLE = ("spectrogram", "train", "attack@clean", "attack@clean_bounded", "attack@bounded", "attack@unbounded")
+RESUMABLE = ("spectrogram", "train", "attack@original", "attack@original_bounded", "attack@retrained_bounded", "attack@retrained")
 
 
 def dvc_tree(root: Path, *, stages: dict, params: dict) -> Path:
@@ -141,3 +141,22 @@ def test_each_resumable_stage_is_keyed_by_exactly_its_dvc_deps_and_params(stage)
     inputs = stage_inputs(stage, root=REPO)
     assert set(inputs) == deps | params
     assert any(k.startswith("src/advaudio/") for k in inputs) and params
+
+
+def test_a_stage_outside_a_dvc_project_keeps_no_resume_state_and_says_so(tree, tmp_path, capsys):
+    assert open_resume_folder("fit", root=tmp_path / "elsewhere", then="-") is None
+    assert "is not a DVC project (or DVC is not installed): no resume state is kept" in capsys.readouterr().err
+    folder = open_resume_folder("fit", root=tree, then="-", extra={"device": "cpu"})
+    assert folder.directory == tree / "build" / ".resume" / "fit"
+    assert folder.inputs == stage_inputs("fit", root=tree, extra={"device": "cpu"})
+
+
+def test_the_commands_read_without_dvc_equal_dvcs():
+    """The GPU smoke run's machine has no DVC: its reading of dvc.yaml's commands must be DVC's."""
+    import shlex
+
+    from advaudio.evaluation import stage_commands
+
+    with_dvc = stage_commands.stage_commands(root=REPO)
+    without = {name: shlex.split(cmd) for name, cmd in stage_commands._yaml_commands(REPO).items() if cmd}
+    assert with_dvc == without and "attack@retrained" in with_dvc

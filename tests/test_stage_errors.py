@@ -26,8 +26,8 @@ STAGE_RUNS = [
     ("tables.py", [], "tables"),
     pytest.param("train.py", [], "train", marks=_TORCH),
     pytest.param("victims.py", stage_args("victims"), "victims", marks=_TORCH),
-    pytest.param("attack.py", stage_args("attack@clean"), "attack@clean", marks=_TORCH),
-    pytest.param("attack.py", stage_args("attack@unbounded"), "attack@unbounded", marks=_TORCH),
+    pytest.param("attack.py", stage_args("attack@original"), "attack@original", marks=_TORCH),
+    pytest.param("attack.py", stage_args("attack@retrained"), "attack@retrained", marks=_TORCH),
     pytest.param("fgsm_retrain.py", [], "fgsm_retrain", marks=_TORCH),
     pytest.param("fgsm_retrain.py", ["--control"], "clean_finetune", marks=_TORCH),
 ]

@@ -106,7 +106,7 @@ def test_an_edit_to_the_training_code_after_kill_9_starts_training_over_and_says
                           env=env, capture_output=True, text=True, timeout=600)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
-    assert (f"build/.resume/train: discarded (saved under other inputs: src/advaudio/training/loop.py changed); "
+    assert ("build/.resume/train: discarded (saved under other inputs: src/advaudio/training/loop.py changed); "
             "training starts from its first epoch") in out, out
     assert json.loads((root / "metrics" / "train.json").read_text())["epochs"] == EPOCHS
     for name, rows in _curves(root).items():

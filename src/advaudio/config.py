@@ -234,7 +234,7 @@ PER_MODEL_TRAIN_KEYS = ("optimizer", "lr", "schedule", "epochs", "batch_size", "
 
 @dataclass(frozen=True)
 class AttackConfig:
-    """Attack suite settings shared by ``attack_clean``, ``attack_bounded`` and ``attack_unbounded``.
+    """Attack suite settings shared by ``attack_original``, ``attack_retrained_bounded`` and ``attack_retrained``.
 
     ``ladders`` maps each attack name to its budget ladder (a list of dicts of that attack's keyword
     arguments, climbed in order until the fooling rate reaches ``target_fooling_rate``; each rung is checked

@@ -20,9 +20,11 @@ deleted with a one-line message and that part of the work is done again: a bad f
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import IO, Any, Callable, Mapping, Sequence, TypeVar
 
@@ -42,7 +44,7 @@ def stage_inputs(stage: str, *, root: str | Path | None = None, extra: Mapping[s
     Parameters
     ----------
     stage : str
-        The stage's name in ``dvc.yaml`` (``train``, ``attack@clean``: DVC's ``foreach`` and ``${...}`` are
+        The stage's name in ``dvc.yaml`` (``train``, ``attack@original``: DVC's ``foreach`` and ``${...}`` are
         resolved by DVC).
     root : str or Path, optional
         The repository; default ``$DVC_ROOT`` (set by ``dvc repro`` for every stage command), else the current
@@ -86,6 +88,28 @@ def stage_inputs(stage: str, *, root: str | Path | None = None, extra: Mapping[s
     for name, value in (extra or {}).items():
         inputs[f"extra:{name}"] = _canonical(value)
     return inputs
+
+
+def open_resume_folder(stage: str, *, then: str, extra: Mapping[str, Any] | None = None, ignore: Sequence[str] = (),
+                       root: str | Path | None = None) -> ResumeFolder | None:
+    """The resume folder of stage ``stage`` (``<root>/build/.resume/<stage>``), valid for its
+    :func:`stage_inputs`; None outside a DVC project or without DVC installed (a stage script run by hand, the GPU
+    smoke run), said in one line on stderr: the stage then keeps no resume state and a crash starts it over.
+
+    Parameters
+    ----------
+    stage, extra, ignore, root
+        As for :func:`stage_inputs`.
+    then : str
+        What the stage does without a saved state (:class:`ResumeFolder`).
+    """
+    root = Path(root if root is not None else os.environ.get("DVC_ROOT", "."))
+    if not (root / ".dvc").is_dir() or importlib.util.find_spec("dvc") is None:
+        print(f"{stage}: {root.resolve()} is not a DVC project (or DVC is not installed): no resume state is kept",
+              file=sys.stderr, flush=True)
+        return None
+    return ResumeFolder(root / RESUME_ROOT / stage, then=then,
+                        inputs=stage_inputs(stage, root=root, extra=extra, ignore=ignore))
 
 
 def _without(value: Any, *, key: str, ignore: Sequence[str]) -> Any:

@@ -70,7 +70,7 @@ def run_mode(*, params: Params, stage: str, paths: AttackPaths, bounded: bool,
     params : Params
         The params (``attack``, ``seed``, ``device``).
     stage : str
-        The stage's name, for messages (``attack@clean``).
+        The stage's name, for messages (``attack@original``).
     paths : AttackPaths
         Features, the attacked checkpoint and the victims.
     bounded : bool

@@ -78,8 +78,8 @@ def epsilon_grid(*, end: float, points: int) -> np.ndarray:
 
 
 def curve_end(*, bounded: bool, bound_l2: float, curve_max: float, bound: float) -> float:
-    """End of the curve grid: the L2 bound for the bounded comparison (``clean_bounded`` vs ``bounded``),
-    ``attack.curve_max`` for the unbounded one (``clean`` vs ``unbounded``), scaled to the input size the
+    """End of the curve grid: the L2 bound for the bounded comparison (``original_bounded`` vs ``retrained_bounded``),
+    ``attack.curve_max`` for the unbounded one (``original`` vs ``retrained``), scaled to the input size the
     same way as the bound (``curve_max * bound_l2 / bound``)."""
     return float(bound_l2) if bounded else float(curve_max) * float(bound_l2) / float(bound)
 

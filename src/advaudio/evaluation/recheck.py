@@ -6,7 +6,7 @@ again with a plain forward pass and compares the resulting fooling rate with
 ``metrics/attack_<mode>.json``. The paths and whether the bound applies are the ones dvc.yaml passes the
 stage ``attack@<mode>`` (read through DVC, so they are never typed twice). Run it as::
 
-    python -m advaudio.evaluation.recheck --mode clean   # or clean_bounded / bounded / unbounded
+    python -m advaudio.evaluation.recheck --mode original   # or original_bounded / bounded / unbounded
 
 It exits with status 1 when a reported fooling rate does not match.
 """
@@ -108,7 +108,7 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", default="clean", help="the stage attack@<mode> of dvc.yaml")
+    parser.add_argument("--mode", default="original", help="the stage attack@<mode> of dvc.yaml")
     parser.add_argument("--root", default=".")
     args = parser.parse_args(argv)
     try:

@@ -47,13 +47,21 @@ def library_versions() -> dict[str, str | None]:
     return {name: _version(name) for name in LIBRARIES}
 
 
+# the worker count changes the speed, never a value: a rerun with fewer workers (after running out of memory,
+# say) still resumes
+IGNORED_PARAMS = ("spectrogram.workers",)
+
+
+def spectrogram_extra(*, clips_per_shard: int) -> dict[str, Any]:
+    """What the staged shards depend on beyond the stage's DVC deps and params (but :data:`IGNORED_PARAMS`):
+    the versions of :data:`LIBRARIES` and ``clips_per_shard`` (a command-line setting)."""
+    return {"libraries": library_versions(), "clips_per_shard": clips_per_shard}
+
+
 def spectrogram_inputs(*, clips_per_shard: int, root: str | Path | None = None) -> dict[str, str]:
-    """What the spectrogram stage's staged shards depend on (:func:`advaudio.resume.stage_inputs`): its DVC deps
-    and params but ``spectrogram.workers`` (the worker count changes the speed, never a value: a rerun with
-    fewer workers, after running out of memory say, still resumes), the versions of :data:`LIBRARIES` and
-    ``clips_per_shard`` (a command-line setting)."""
-    return stage_inputs("spectrogram", root=root, ignore=["spectrogram.workers"],
-                        extra={"libraries": library_versions(), "clips_per_shard": clips_per_shard})
+    """The spectrogram stage's resume inputs (:func:`advaudio.resume.stage_inputs`)."""
+    return stage_inputs("spectrogram", root=root, ignore=IGNORED_PARAMS,
+                        extra=spectrogram_extra(clips_per_shard=clips_per_shard))
 
 
 def _version(name: str) -> str | None:

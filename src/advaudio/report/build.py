@@ -30,8 +30,8 @@ def build_report(
     control_path = metrics_dir / "clean_finetune.json"
     suite = read_attack_suite(metrics_dir=metrics_dir)
     target = params.attack.target_fooling_rate
-    bound = suite["bounded"].bound  # attack.bound at this input size, as the attack stages applied it
-    attacks = list(suite["clean"].attacks)
+    bound = suite["retrained_bounded"].bound  # attack.bound at this input size, as the attack stages applied it
+    attacks = list(suite["original"].attacks)
     results = {mode: read_victim_results(path=build_dir / "attacks" / mode / "results.npz", attacks=attacks)
                for mode in MODES}
     summary = summarize(
@@ -46,7 +46,7 @@ def build_report(
         suite=suite, findings=findings, bound=bound, target_fooling_rate=target,
     )
     write_text(reports_dir / "report.md", report)
-    examples = read_examples(path=build_dir / "attacks" / "clean" / "examples.npz", attacks=summary.attacks)
+    examples = read_examples(path=build_dir / "attacks" / "original" / "examples.npz", attacks=summary.attacks)
     config = " / ".join(
         (layout.dataset_label(params.dataset), layout.representation_label(params.representation),
          layout.model_label(params.model))
@@ -54,8 +54,8 @@ def build_report(
     figures.figure1(examples=examples, attacks=summary.attacks, path=reports_dir / "figure1.png", title=config)
     curves = {
         a: {
-            "original": read_curve(path=metrics_dir / "curves" / "attack_clean" / f"{a}.csv"),
-            "retrained": read_curve(path=metrics_dir / "curves" / "attack_unbounded" / f"{a}.csv"),
+            "original": read_curve(path=metrics_dir / "curves" / "attack_original" / f"{a}.csv"),
+            "retrained": read_curve(path=metrics_dir / "curves" / "attack_retrained" / f"{a}.csv"),
         }
         for a in summary.attacks
     }

@@ -113,13 +113,13 @@ def _eps_finding(m: dict[str, float], target: float) -> Finding:
 
 
 def _bounded_finding(m: dict[str, float], bound: float) -> Finding:
-    retrained, clean = 100.0 * m["bounded_fooling_rate"], 100.0 * m["bounded_fooling_rate_clean"]
-    holds = m["bounded_fooling_rate"] < m["bounded_fooling_rate_clean"]
+    retrained, clean = 100.0 * m["bounded_fooling_rate"], 100.0 * m["bounded_fooling_rate_original"]
+    holds = m["bounded_fooling_rate"] < m["bounded_fooling_rate_original"]
     relation = "below" if holds else ("equal to" if retrained == clean else "above")
     evidence = (
         f"Mean fooling rate with ||delta||_2 <= {bound:.3g}: retrained {retrained:.2f} %"
         f"{_ci(m, 'bounded_fooling_rate')} is {relation} the original model's {clean:.2f} %"
-        f"{_ci(m, 'bounded_fooling_rate_clean')} (the same bounded attack on both models, same victims)."
+        f"{_ci(m, 'bounded_fooling_rate_original')} (the same bounded attack on both models, same victims)."
     )
     p = m.get("bounded_fooling_rate_p")
     evidence += _significance(p, "Wilcoxon signed-rank on the per-victim share of attacks that fool it")

@@ -19,7 +19,7 @@ from advaudio.errors import DataError
 from advaudio.io import read_json_object
 from advaudio.loading import read_npz
 
-MODES: tuple[str, ...] = ("clean", "clean_bounded", "bounded", "unbounded")  # attack_<mode>.json, in report order
+MODES: tuple[str, ...] = ("original", "original_bounded", "retrained_bounded", "retrained")  # attack_<mode>.json, in report order
 # Object-valued keys of attack_<mode>.json that are not attacks; number-valued top-level keys
 # (n_victims, victims_misclassified, ...) are counts, not attacks, either.
 NON_ATTACK_KEYS: frozenset[str] = frozenset({"mean", "sanity"})
@@ -104,7 +104,7 @@ def read_attack_suite(*, metrics_dir: str | Path) -> dict[str, AttackMetrics]:
     """
     metrics_dir = Path(metrics_dir)
     suite = {mode: read_attack_metrics(path=metrics_dir / f"attack_{mode}.json") for mode in MODES}
-    reference = suite["clean"]
+    reference = suite["original"]
     for mode in MODES[1:]:
         if set(suite[mode].attacks) != set(reference.attacks):
             raise DataError(

@@ -117,13 +117,13 @@ def accuracy_uncertainty(
 
 
 def bounded_uncertainty(
-    *, clean_bounded: VictimResults, bounded: VictimResults, bound: float, attacks: list[str], seed: int
+    *, original_bounded: VictimResults, bounded: VictimResults, bound: float, attacks: list[str], seed: int
 ) -> dict[str, float]:
     """Table II from the per-victim results, with intervals and paired tests (module docstring)."""
-    if clean_bounded.n_victims != bounded.n_victims:
-        raise DataError(f"{clean_bounded.path} and {bounded.path} hold different victim counts; rerun the attack stages")
+    if original_bounded.n_victims != bounded.n_victims:
+        raise DataError(f"{original_bounded.path} and {bounded.path} hold different victim counts; rerun the attack stages")
     n = bounded.n_victims
-    hit_o = {a: clean_bounded.success[a] & within_bound(clean_bounded.l2[a], bound) for a in attacks}
+    hit_o = {a: original_bounded.success[a] & within_bound(original_bounded.l2[a], bound) for a in attacks}
     hit_r = {a: bounded.success[a] & within_bound(bounded.l2[a], bound) for a in attacks}
     out: dict[str, float] = {}
     for a in attacks:
@@ -133,7 +133,7 @@ def bounded_uncertainty(
         out[f"bounded_fooling_rate_{a}_p"] = mcnemar_p(hit_o[a], hit_r[a])
     share_o = np.mean([hit_o[a] for a in attacks], axis=0)  # per victim: share of attacks that fool it
     share_r = np.mean([hit_r[a] for a in attacks], axis=0)
-    for key, share, hits in (("bounded_fooling_rate", share_r, hit_r), ("bounded_fooling_rate_clean", share_o, hit_o)):
+    for key, share, hits in (("bounded_fooling_rate", share_r, hit_r), ("bounded_fooling_rate_original", share_o, hit_o)):
         boot = bootstrap_interval(lambda idx, s=share: float(s[idx].mean()), n, seed=seed)
         out[key] = float(np.mean([hits[a].mean() for a in attacks]))  # the mean of the per-attack rates
         _interval(out, key, boot.low, boot.high)

@@ -11,9 +11,9 @@ interval (``<key>_ci_low``, ``<key>_ci_high``) and every clean-vs-retrained comp
   clean loss only); ``accuracy_drop_vs_control``: control minus retrained, in points, the part of the change
   that adversarial training, not extra training, causes.
 * ``bounded_fooling_rate`` (Table II): mean over the attacks of the retrained model's fooling rate with
-  ||delta||_2 <= ``attack.bound`` (recomputed from ``build/attacks/bounded/results.npz`` with the one
+  ||delta||_2 <= ``attack.bound`` (recomputed from ``build/attacks/retrained_bounded/results.npz`` with the one
   tolerance of :func:`advaudio.evaluation.ball.within_bound`, and checked against ``fr_at_bound`` of
-  ``attack@bounded``); ``bounded_fooling_rate_clean``: the same for the original model (``clean_bounded``). Both come from the same
+  ``attack@retrained_bounded``); ``bounded_fooling_rate_original``: the same for the original model (``original_bounded``). Both come from the same
   bounded attack (BIM's epsilon capped at the bound, every adversarial projected onto the ball) on the same
   victims, so the pair is comparable; the original model's unbounded search is not used here because its
   adversarials were not optimised within the bound.
@@ -22,8 +22,8 @@ interval (``<key>_ci_low``, ``<key>_ci_high``) and every clean-vs-retrained comp
 * ``eps_ratio`` (Table III, Eq. 15): per attack, eps_r = eps_a / eps_o, with eps the mean ||delta||_2 over
   the **paired** victims: those both models classify correctly and both attacks fool
   (``eps_ratio_<attack>_n_pairs``; ``eps_ratio_n_pairs`` sums them over the attacks in the mean), at the
-  budget that reached FR >= ``attack.target_fooling_rate``; eps_a from ``attack@unbounded`` (retrained),
-  eps_o from ``attack@clean`` (original). ``eps_ratio_unpaired`` is the study's figure: the same mean of
+  budget that reached FR >= ``attack.target_fooling_rate``; eps_a from ``attack@retrained`` (retrained),
+  eps_o from ``attack@original`` (original). ``eps_ratio_unpaired`` is the study's figure: the same mean of
   ratios of ``mean_l2`` over each model's own successes (different victims, and victims the retrained
   model already misclassifies counted at ||delta||_2 = 0 for DeepFool). ``eps_ratio`` is the
   **mean of the per-attack ratios**, so every attack weighs the same whatever its typical perturbation size
@@ -121,7 +121,7 @@ def accuracy_metrics(
 
 
 def bounded_metrics(
-    *, clean_bounded: AttackMetrics, bounded: AttackMetrics, results: dict[str, VictimResults], bound: float,
+    *, original_bounded: AttackMetrics, bounded: AttackMetrics, results: dict[str, VictimResults], bound: float,
     seed: int,
 ) -> dict[str, float]:
     """Table II numbers from the per-victim results, checked against the stages' ``fr_at_bound``.
@@ -132,10 +132,10 @@ def bounded_metrics(
         If a rate recomputed from ``results.npz`` differs from the stage's metrics (stale files).
     """
     attacks = sorted(bounded.attacks)
-    out = bounded_uncertainty(clean_bounded=results["clean_bounded"], bounded=results["bounded"], bound=bound,
+    out = bounded_uncertainty(original_bounded=results["original_bounded"], bounded=results["retrained_bounded"], bound=bound,
                               attacks=attacks, seed=seed)
     for a in attacks:
-        for key, metrics in ((f"bounded_fooling_rate_{a}", bounded), (f"bounded_fooling_rate_clean_{a}", clean_bounded)):
+        for key, metrics in ((f"bounded_fooling_rate_{a}", bounded), (f"bounded_fooling_rate_clean_{a}", original_bounded)):
             reported = float(metrics.attacks[a]["fr_at_bound"])
             if abs(out[key] - reported) > 1e-9:
                 raise DataError(f"{metrics.path}: {a} fr_at_bound {reported} but the stored results give "
@@ -217,19 +217,19 @@ def summarize(
         controlled = read_test_accuracy(control, path=control_path)
         metrics["accuracy_control"] = controlled
         metrics["accuracy_drop_vs_control"] = 100.0 * (controlled - metrics["accuracy_retrained"])
-    metrics.update(accuracy_uncertainty(original=results["clean"], retrained=results["unbounded"], accuracy=metrics))
-    bound = suite["bounded"].bound
-    metrics.update(bounded_metrics(clean_bounded=suite["clean_bounded"], bounded=suite["bounded"], results=results,
+    metrics.update(accuracy_uncertainty(original=results["original"], retrained=results["retrained"], accuracy=metrics))
+    bound = suite["retrained_bounded"].bound
+    metrics.update(bounded_metrics(original_bounded=suite["original_bounded"], bounded=suite["retrained_bounded"], results=results,
                                    bound=bound, seed=seed))
     metrics["bound_l2"] = bound
-    attacks = list(suite["clean"].attacks)
-    paired = paired_eps(clean=results["clean"], unbounded=results["unbounded"], attacks=sorted(attacks))
-    eps = eps_ratio(clean=suite["clean"], unbounded=suite["unbounded"], paired=paired,
+    attacks = list(suite["original"].attacks)
+    paired = paired_eps(clean=results["original"], unbounded=results["retrained"], attacks=sorted(attacks))
+    eps = eps_ratio(clean=suite["original"], unbounded=suite["retrained"], paired=paired,
                     target_fooling_rate=target_fooling_rate)
     if eps.mean is not None:
         metrics["eps_ratio"] = eps.mean
         metrics["eps_ratio_strict"] = 1.0 if eps.strict else 0.0
-        low, high, p = eps_ratio_interval(clean=results["clean"], unbounded=results["unbounded"], paired=paired,
+        low, high, p = eps_ratio_interval(clean=results["original"], unbounded=results["retrained"], paired=paired,
                                           attacks=sorted(eps.per_attack), seed=seed)
         metrics["eps_ratio_ci_low"], metrics["eps_ratio_ci_high"], metrics["eps_ratio_p"] = low, high, p
         unpaired = [eps.unpaired[a] for a in eps.per_attack if a in eps.unpaired]

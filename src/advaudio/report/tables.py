@@ -164,8 +164,8 @@ def _level(entry: dict[str, float]) -> str:
 def _attack_detail(
     *, summary: Summary, suite: dict[str, AttackMetrics], bound: float, target_fooling_rate: float
 ) -> str:
-    clean, unbounded = suite["clean"].attacks, suite["unbounded"].attacks
-    clean_bounded, bounded = suite["clean_bounded"].attacks, suite["bounded"].attacks
+    clean, unbounded = suite["original"].attacks, suite["retrained"].attacks
+    original_bounded, bounded = suite["original_bounded"].attacks, suite["retrained_bounded"].attacks
     fmt, m = layout.format_number, summary.metrics
 
     def rate(key: str) -> str:
@@ -175,7 +175,7 @@ def _attack_detail(
 
     fr_rows, eps_rows, cost_rows = [], [], []
     for a in summary.attacks:
-        o, ob, b, r = clean[a], clean_bounded[a], bounded[a], unbounded[a]
+        o, ob, b, r = clean[a], original_bounded[a], bounded[a], unbounded[a]
         fr_rows.append([a, fmt(o["fooling_rate"], percent=True), fmt(r["fooling_rate"], percent=True),
                         rate(f"bounded_fooling_rate_clean_{a}"), rate(f"bounded_fooling_rate_{a}"),
                         layout.format_p(m.get(f"bounded_fooling_rate_{a}_p")),
@@ -197,9 +197,9 @@ def _attack_detail(
                  "grad calls/queries retrained", "s original", "s retrained"]
     return (
         "## Per-attack detail\n\n"
-        f"Victims: {suite['clean'].n_victims}. FR (search): fooling rate at the budget level reached "
-        f"(target {100 * target_fooling_rate:.0f} %). Search and eps: `attack@clean` (original) and "
-        "`attack@unbounded` (retrained); within the bound: `attack@clean_bounded` and `attack@bounded`, the same "
+        f"Victims: {suite['original'].n_victims}. FR (search): fooling rate at the budget level reached "
+        f"(target {100 * target_fooling_rate:.0f} %). Search and eps: `attack@original` (original) and "
+        "`attack@retrained` (retrained); within the bound: `attack@original_bounded` and `attack@retrained_bounded`, the same "
         "bounded attack on both models.\n\n"
         f"### Fooling rates\n\n{tabulate(fr_rows, fr_head, **_TABULATE)}\n\n"
         f"### Perturbation size\n\n{tabulate(eps_rows, eps_head, **_TABULATE)}\n\n"
