@@ -118,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     for representation in REPRESENTATIONS:
         work = scratch / f"features_{representation}"
         env = prepare(work, clips_per_class=args.clips, model=args.model, representation=representation)
+        commands = stage_commands(root=REPO)
         for stage in ("validate_params", "synth", "augment"):
-            run_stage([f"stages/{stage}.py"], cwd=work, env=env)
-        secs, _, _ = run_stage(["stages/spectrogram.py"], cwd=work, env=env)
+            run_stage(commands[stage][1:], cwd=work, env=env)
+        secs, _, _ = run_stage(commands["spectrogram"][1:], cwd=work, env=env)
         meta = json.loads((work / "build" / "features" / "meta.json").read_text())
         n_clips = sum(1 for _ in (work / "build/features/train.csv").open()) - 1 + \
             sum(1 for _ in (work / "build/features/test.csv").open()) - 1
@@ -134,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     for label, clips in (("N", args.clips), ("2N", 2 * args.clips)):
         work = scratch / f"rss_{label}"
         env = prepare(work, clips_per_class=clips, model=args.model, representation=args.representation)
-        for stage in ("validate_params", "synth", "augment"):
-            run_stage([f"stages/{stage}.py"], cwd=work, env=env)
-        rss = {}
         commands = stage_commands(root=REPO)
+        for stage in ("validate_params", "synth", "augment"):
+            run_stage(commands[stage][1:], cwd=work, env=env)
+        rss = {}
         for name in ("spectrogram", "train", "victims", "attack@original"):
             _, rss[name], _ = run_stage(commands[name][1:], cwd=work, env=env)
         result["peak_rss_mib"][label] = rss

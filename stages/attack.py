@@ -9,13 +9,12 @@ a rerun after a crash continues where it stopped, unless an input of the stage c
 """
 
 import argparse
-import csv
-import io
 from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params, resolve_device
 from advaudio.evaluation.attack_run import AttackPaths, run_mode
+from advaudio.evaluation.metrics import curve_csv
 from advaudio.io import save_npz, write_json, write_text
 from advaudio.resume import open_resume_folder
 from advaudio.runtime import reexec_with_tcmalloc
@@ -48,11 +47,7 @@ def main(args: argparse.Namespace) -> int:
         save_npz(args.out / "results.npz", **run.results)
         save_npz(args.out / "examples.npz", **run.examples)
         for name, curve in run.curves.items():
-            buf = io.StringIO()
-            writer = csv.writer(buf, lineterminator="\n")
-            writer.writerow(["epsilon", "fooling_rate"])
-            writer.writerows((f"{e:.6g}", f"{f:.6g}") for e, f in curve)
-            write_text(args.curves / f"{name}.csv", buf.getvalue())
+            write_text(args.curves / f"{name}.csv", curve_csv(curve))
         write_json(args.metrics, run.metrics)
         if resume is not None:
             resume.clear()  # every output is written: the saved search states are no longer needed

@@ -4,19 +4,21 @@ Reads `dataset` from `dataset_dir` (never modified) and writes build/audio/: cli
 info.json and skipped.csv, as described in docs/ARCHITECTURE.md.
 """
 
+import argparse
+
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.data.prepare import prepare_audio
 from advaudio.stage_log import run_stage, stage_summary
 
-OUT_DIR = "build/audio"
-
-
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", required=True, help="the folder to write (clips.npy, index.csv, ...)")
+    out = parser.parse_args(argv).out
     # Registry-backed names are validated by validate_params; the dataset name is checked by its registry.
     params = load_params("params.yaml", check_choices=False)
     with stage_summary("augment", "clips") as counter:
-        result = prepare_audio(params=params, out_dir=OUT_DIR)
+        result = prepare_audio(params=params, out_dir=out)
         counter.items = result.n_rows
     print(
         f"augment: {result.n_original} originals ({result.n_test} test), {result.n_augmented} pitch-shifted "

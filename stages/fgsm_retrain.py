@@ -6,6 +6,7 @@ writing metrics/clean_finetune.json and no checkpoint.
 """
 
 import argparse
+from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params, resolve_device
@@ -17,21 +18,22 @@ from advaudio.features.store import open_features
 from advaudio.training.fgsm_retrain import fgsm_retrain
 
 
-def main(*, control: bool) -> int:
+def main(args: argparse.Namespace) -> int:
+    control = args.control
     stage = _stage_name(control)
     reexec_with_tcmalloc()
     # Registry-backed names are validated by validate_params (build/params.ok); validating them here would import
     # every registry, the six attacks included, which this stage does not use.
     params = load_params("params.yaml", check_choices=False)
-    features = open_features("build/features")
-    clean_model, clean_config = load_checkpoint("build/model/model.pt", device=resolve_device(params.device))
-    check_matches_features(clean_config, meta=features.meta, path="build/model/model.pt")
+    features = open_features(args.features)
+    clean_model, clean_config = load_checkpoint(args.checkpoint, device=resolve_device(params.device))
+    check_matches_features(clean_config, meta=features.meta, path=args.checkpoint)
     with stage_summary(stage, "images") as counter:
         outcome = fgsm_retrain(params=params, features=features, clean_model=clean_model, clean_config=clean_config,
                                alpha=1.0 if control else None)
-        if not control:
-            save_checkpoint("build/model/retrained.pt", model=outcome.model, config=outcome.config)
-        write_json(f"metrics/{stage}.json", outcome.metrics)
+        if args.out is not None:
+            save_checkpoint(args.out, model=outcome.model, config=outcome.config)
+        write_json(args.metrics, outcome.metrics)
         counter.items = int(outcome.metrics["epochs"] * outcome.metrics["n_train"])
     m = outcome.metrics
     print(f"{stage}: test accuracy {m['clean_test_accuracy']:.3f} -> {m['test_accuracy']:.3f} "
@@ -46,5 +48,9 @@ def _stage_name(control: bool) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--control", action="store_true", help="clean loss only (stage clean_finetune)")
-    control = parser.parse_args().control
-    run_stage(_stage_name(control), lambda: main(control=control))
+    parser.add_argument("--features", type=Path, required=True, help="the spectrogram stage's folder")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="the original model")
+    parser.add_argument("--out", type=Path, help="the retrained checkpoint to write (none for the control)")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    arguments = parser.parse_args()
+    run_stage(_stage_name(arguments.control), lambda: main(arguments))

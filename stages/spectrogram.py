@@ -22,8 +22,8 @@ from advaudio.stage_log import run_stage, stage_summary
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--audio", default="build/audio", help="the augment stage's folder")
-    parser.add_argument("--out", default="build/features")
+    parser.add_argument("--audio", required=True, help="the augment stage's folder")
+    parser.add_argument("--out", required=True, help="the features folder to write")
     parser.add_argument("--clips-per-shard", type=int, default=CLIPS_PER_SHARD,
                         help=f"clips per shard file (default {CLIPS_PER_SHARD}; smaller values are for tests)")
     args = parser.parse_args(argv)

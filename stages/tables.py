@@ -5,16 +5,24 @@ curves and build/attacks/original/examples.npz; writes metrics/summary.json (num
 reports/{report.md, figure1.png, curves.png}. Definitions: advaudio.report.summary and docs/PROTOCOL.md.
 """
 
+import argparse
+
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
 from advaudio.config import load_params
 from advaudio.report.build import build_report
 from advaudio.stage_log import run_stage, stage_summary
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--metrics", required=True, help="folder of the stages' metrics (summary.json goes there)")
+    parser.add_argument("--build", required=True, help="folder of the attack stages' outputs (attacks/<mode>/)")
+    parser.add_argument("--reports", required=True, help="folder of report.md and the figures")
+    args = parser.parse_args(argv)
     params = load_params("params.yaml", check_choices=False)
     with stage_summary("tables", "attacks") as counter:
-        summary = build_report(params=params)
+        summary = build_report(params=params, metrics_dir=args.metrics, build_dir=args.build,
+                               reports_dir=args.reports)
         counter.items = len(summary.attacks)
     return 0
 

@@ -6,8 +6,8 @@ without touching dvc.yaml), metrics/confusion.csv. The state after each epoch is
 input of the stage changed (src/advaudio/resume.py).
 """
 
-import csv
-import io
+import argparse
+from pathlib import Path
 
 from dvclive import Live
 
@@ -19,22 +19,32 @@ from advaudio.resume import open_resume_folder
 from advaudio.runtime import reexec_with_tcmalloc
 from advaudio.stage_log import run_stage, stage_summary
 from advaudio.features.store import open_features
-from advaudio.training.run import train_victim
+from advaudio.training.run import confusion_csv, train_victim
 
 
 
-def main() -> int:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--features", type=Path, required=True, help="the spectrogram stage's folder")
+    parser.add_argument("--model", type=Path, required=True, help="the checkpoint to write")
+    parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
+    parser.add_argument("--live", type=Path, required=True, help="DVCLive folder of the training curves")
+    parser.add_argument("--confusion", type=Path, required=True, help="CSV of test labels and predictions")
+    return parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
     reexec_with_tcmalloc()
     # Registry-backed names are validated by validate_params (build/params.ok); validating them here would import
     # every registry, the six attacks included, which this stage does not use.
     params = load_params("params.yaml", check_choices=False)
-    features = open_features("build/features")
+    features = open_features(args.features)
     resume = open_resume_folder("train", then="training starts from its first epoch",
                                 extra={"device": resolve_device(params.device)})
     with stage_summary("train", "images") as counter:
         # Started empty: a resumed training replays the epochs it had finished (advaudio.training.run), so the
         # curves always equal an uninterrupted run's.
-        with Live("metrics/train_live", dvcyaml=False, save_dvc_exp=False) as live:
+        with Live(str(args.live), dvcyaml=False, save_dvc_exp=False) as live:
 
             def log_epoch(record: dict) -> None:
                 for key, value in record.items():
@@ -43,14 +53,9 @@ def main() -> int:
                 live.next_step()
 
             outcome = train_victim(params=params, features=features, resume=resume, on_epoch=log_epoch)
-        save_checkpoint("build/model/model.pt", model=outcome.model, config=outcome.config)
-        write_json("metrics/train.json", outcome.metrics)
-        names = outcome.config["class_names"]
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["actual", "predicted"])
-        writer.writerows((names[a], names[p]) for a, p in zip(outcome.test_labels, outcome.test_predictions))
-        write_text("metrics/confusion.csv", buf.getvalue())
+        save_checkpoint(args.model, model=outcome.model, config=outcome.config)
+        write_json(args.metrics, outcome.metrics)
+        write_text(args.confusion, confusion_csv(outcome))
         if resume is not None:
             resume.clear()  # every output is written: the state is no longer needed
         counter.items = int(outcome.metrics["images_per_second"] * outcome.metrics["seconds"])
@@ -61,4 +66,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    run_stage("train", main)
+    arguments = parse()
+    run_stage("train", lambda: main(arguments))

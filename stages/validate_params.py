@@ -5,6 +5,7 @@ Writes a constant file that the first stages depend on, so a valid change of par
 stages that read the changed keys.
 """
 
+import argparse
 from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
@@ -14,14 +15,16 @@ from advaudio.errors import DataError
 from advaudio.stage_log import run_stage
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="the file written when params.yaml is valid")
+    out = parser.parse_args(argv).out
     params = load_params("params.yaml")
     for folder in sorted({Path("data"), Path(params.dataset_dir)}):
         odd = non_regular_files(folder) if folder.is_dir() else []
         if odd:
             raise DataError(f"{odd[0]} is not a regular file ({len(odd)} such under {folder}/); DVC hangs hashing "
                             "a FIFO and cannot track sockets, devices or dangling links: remove them")
-    out = Path("build/params.ok")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("params.yaml is valid\n")
     print("validate_params: params.yaml is valid")

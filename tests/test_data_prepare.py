@@ -13,6 +13,7 @@ import pytest
 from advaudio.config import SynthConfig, params_from_dict
 from advaudio.data.prepare import prepare_audio
 from advaudio.data.synth import write_synth
+from stage_trees import stage_args
 
 SMALL = {"n_classes": 4, "clips_per_class": 20, "clips_per_source": 2, "clip_seconds": 0.5, "sample_rate": 8000}
 
@@ -57,7 +58,8 @@ def test_stages_synth_then_augment(tmp_path):
     (tmp_path / "params.yaml").write_text((repo / "params.yaml").read_text())
     for stage in ("synth", "augment"):
         done = subprocess.run(
-            [sys.executable, str(repo / "stages" / f"{stage}.py")], cwd=tmp_path, capture_output=True, text=True
+            [sys.executable, str(repo / "stages" / f"{stage}.py"), *stage_args(stage)], cwd=tmp_path,
+            capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr
         assert f"{stage}: " in done.stdout

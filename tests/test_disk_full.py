@@ -31,6 +31,7 @@ from advaudio.models import build_model
 from advaudio.models.checkpoint import make_config, save_checkpoint
 from advaudio.resume import ResumeFolder
 from advaudio.training.state import write_training_state
+from stage_trees import stage_args
 from test_features_stage import CONFIG, write_fake_audio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -167,7 +168,8 @@ def test_augment_on_a_full_disk_says_so_instead_of_dying_by_sigbus(tmp_path, sma
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     disk = small_disk(2 * 2**20)
     (root / "build").symlink_to(disk)
-    done = subprocess.run([sys.executable, str(REPO / "stages" / "augment.py")], cwd=root, capture_output=True,
+    done = subprocess.run([sys.executable, str(REPO / "stages" / "augment.py"), *stage_args("augment")], cwd=root,
+                          capture_output=True,
                           text=True, timeout=300, env=dict(os.environ, ADVAUDIO_NO_TCMALLOC="1"))
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])  # not -7 (SIGBUS)
     line = done.stderr.strip().splitlines()[-1]

@@ -21,7 +21,7 @@ from advaudio.features.extract import build_features
 from advaudio.features.staging import spectrogram_inputs
 from advaudio.resume import ResumeFolder, changed_inputs
 from kill_points import start_stage_killed_after
-from stage_trees import make_dvc_project
+from stage_trees import make_dvc_project, stage_args
 from test_features_stage import CONFIG, write_fake_audio
 
 REPO = Path(__file__).resolve().parents[1]
@@ -282,7 +282,8 @@ def test_a_clean_run_leaves_no_staging_folder_and_hashes_the_shards_in_order(tmp
 
 
 def _stage(root: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "stages" / "spectrogram.py"), "--clips-per-shard", "2"],
+    return subprocess.Popen([sys.executable, str(REPO / "stages" / "spectrogram.py"), *stage_args("spectrogram"),
+                             "--clips-per-shard", "2"],
                             cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -303,7 +304,7 @@ def test_kill_9_in_the_middle_of_the_spectrogram_stage_then_rerun_gives_the_unin
     staged = broken / "build" / ".resume" / "spectrogram" / "train"
     # a shard is complete once its last block (tonnetz) is there: the stage kills itself right after the 5th
     proc = start_stage_killed_after(
-        "spectrogram.py", ["--clips-per-shard", "2"], cwd=broken, module="advaudio.features.shards",
+        "spectrogram.py", [*stage_args("spectrogram"), "--clips-per-shard", "2"], cwd=broken, module="advaudio.features.shards",
         qualname="save_npy", after=5,
         key="str(args[0]) if '.resume' in str(args[0]) and '/train/tonnetz-' in str(args[0]) else None")
     out, _ = proc.communicate(timeout=600)

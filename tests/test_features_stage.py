@@ -145,7 +145,8 @@ def test_stage_script_reports_bad_params(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"spectrogram": {"dwt_hop_length": 250}}))
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run(
-        [sys.executable, str(root / "stages" / "spectrogram.py"), "--params", str(tmp_path / "params.yaml")],
+        [sys.executable, str(root / "stages" / "spectrogram.py"), "--params", str(tmp_path / "params.yaml"),
+         "--audio", str(tmp_path / "audio"), "--out", str(tmp_path / "features")],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert proc.returncode == 2 and "dwt_hop_length" in proc.stderr

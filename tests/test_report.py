@@ -17,6 +17,7 @@ from advaudio.errors import DataError
 from advaudio.report.build import build_report
 from advaudio.report.findings import check_findings
 from advaudio.report.inputs import read_attack_suite
+from stage_trees import stage_args
 
 GOLDEN = Path(__file__).parent / "golden"
 ATTACKS = ["bim_a", "bim_b", "jsma", "deepfool", "cw", "pia"]
@@ -276,7 +277,8 @@ def test_stage_script_reports_missing_file(tmp_path, rng):
     (tmp_path / "metrics" / "attack_original.json").unlink()
     (tmp_path / "params.yaml").write_text("dataset: synth\nrepresentation: stft\nmodel: resnet56\n")
     script = Path(__file__).resolve().parents[1] / "stages" / "tables.py"
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, str(script), *stage_args("tables")], cwd=tmp_path, capture_output=True,
+                          text=True, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "attack_original.json" in proc.stderr and "not found" in proc.stderr
 

@@ -19,17 +19,17 @@ STAGES = Path(__file__).resolve().parent.parent / "stages"
 _TORCH = pytest.mark.slow  # these import torch: ~5 s each on 2 cores
 # (script, arguments, the DVC stage it is)
 STAGE_RUNS = [
-    ("validate_params.py", [], "validate_params"),
-    ("synth.py", [], "synth"),
-    ("augment.py", [], "augment"),
-    ("spectrogram.py", [], "spectrogram"),
-    ("tables.py", [], "tables"),
-    pytest.param("train.py", [], "train", marks=_TORCH),
+    ("validate_params.py", stage_args("validate_params"), "validate_params"),
+    ("synth.py", stage_args("synth"), "synth"),
+    ("augment.py", stage_args("augment"), "augment"),
+    ("spectrogram.py", stage_args("spectrogram"), "spectrogram"),
+    ("tables.py", stage_args("tables"), "tables"),
+    pytest.param("train.py", stage_args("train"), "train", marks=_TORCH),
     pytest.param("victims.py", stage_args("victims"), "victims", marks=_TORCH),
     pytest.param("attack.py", stage_args("attack@original"), "attack@original", marks=_TORCH),
     pytest.param("attack.py", stage_args("attack@retrained"), "attack@retrained", marks=_TORCH),
-    pytest.param("fgsm_retrain.py", [], "fgsm_retrain", marks=_TORCH),
-    pytest.param("fgsm_retrain.py", ["--control"], "clean_finetune", marks=_TORCH),
+    pytest.param("fgsm_retrain.py", stage_args("fgsm_retrain"), "fgsm_retrain", marks=_TORCH),
+    pytest.param("fgsm_retrain.py", stage_args("clean_finetune"), "clean_finetune", marks=_TORCH),
 ]
 
 
@@ -67,7 +67,7 @@ def test_a_validation_fold_outside_the_pool_ends_train_in_one_line(tmp_path):
     params["train"].update(val_fold=7)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     make_dvc_project(tmp_path)
-    _assert_refused(_run("train.py", [], tmp_path), stage="train", names="train.val_fold = 7")
+    _assert_refused(_run("train.py", stage_args("train"), tmp_path), stage="train", names="train.val_fold = 7")
 
 
 @pytest.mark.parametrize("error", [ConfigError, DataError])
@@ -97,5 +97,5 @@ def test_a_fifo_or_dangling_link_in_data_is_named_before_dvc_hangs_on_it(tmp_pat
     odd.parent.mkdir(parents=True)
     (odd.parent / "fine.wav").write_bytes(b"RIFF")
     os.mkfifo(odd) if kind == "fifo" else odd.symlink_to(tmp_path / "gone.wav")
-    _assert_refused(_run("validate_params.py", [], tmp_path), stage="validate_params",
+    _assert_refused(_run("validate_params.py", stage_args("validate_params"), tmp_path), stage="validate_params",
                     names="data/ESC-50/audio/x.wav is not a regular file (1 such under data/)")

@@ -15,7 +15,7 @@ import yaml
 
 from advaudio.training.fake_features import write_fake_features
 from kill_points import start_stage_killed_after
-from stage_trees import make_dvc_project
+from stage_trees import make_dvc_project, stage_args
 
 REPO = Path(__file__).resolve().parents[1]
 EPOCHS = 6
@@ -42,7 +42,7 @@ def _curves(root: Path) -> dict[str, list[dict[str, str]]]:
 
 
 def _train(root: Path) -> str:
-    done = subprocess.run([sys.executable, str(REPO / "stages" / "train.py")], cwd=root, env=ENV,
+    done = subprocess.run([sys.executable, str(REPO / "stages" / "train.py"), *stage_args("train")], cwd=root, env=ENV,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout + done.stderr
@@ -65,7 +65,7 @@ def test_kill_9_during_train_then_rerun_gives_the_uninterrupted_curves(tmp_path,
         assert [int(r["step"]) for r in rows] == list(range(EPOCHS)), name
 
     module = "advaudio.resume" if qualname.startswith("ResumeFolder") else "dvclive.live"
-    proc = start_stage_killed_after("train.py", [], cwd=broken, env=ENV, module=module, qualname=qualname,
+    proc = start_stage_killed_after("train.py", stage_args("train"), cwd=broken, env=ENV, module=module, qualname=qualname,
                                     key="1", after=after)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, out
@@ -94,7 +94,7 @@ def test_an_edit_to_the_training_code_after_kill_9_starts_training_over_and_says
     (root / "build" / "params.ok").write_text("ok\n")  # validate_params' output, a dep of train
     venv_bin = str(Path(sys.executable).parent)  # dvc and the `python` of dvc.yaml's commands
     env = dict(ENV, PYTHONPATH=str(root / "src"), PATH=f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = start_stage_killed_after("train.py", [], cwd=root, env=env, module="advaudio.resume",
+    proc = start_stage_killed_after("train.py", stage_args("train"), cwd=root, env=env, module="advaudio.resume",
                                     qualname="ResumeFolder.save", key="1", after=3, stages=root / "stages")
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, out

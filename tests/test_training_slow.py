@@ -15,7 +15,7 @@ from advaudio.models import MODELS
 from advaudio.features.store import open_features
 from advaudio.training.fake_features import write_fake_features
 from advaudio.training.run import train_victim
-from stage_trees import make_dvc_project
+from stage_trees import make_dvc_project, stage_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_train_and_fgsm_retrain_stages_write_their_outputs(synth_sized, tmp_path
     (tmp_path / "params.yaml").write_text(json.dumps(raw))  # JSON is YAML
     make_dvc_project(tmp_path)
     for stage in ("train", "fgsm_retrain"):
-        done = subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py")], cwd=tmp_path,
+        done = subprocess.run([sys.executable, str(ROOT / "stages" / f"{stage}.py"), *stage_args(stage)], cwd=tmp_path,
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
         assert f"{stage}: " in done.stdout

@@ -120,3 +120,10 @@ def attack_summary(
         if np.all(np.isfinite(db)):
             out["mean_db"] = float(db.mean())
     return out
+
+
+def curve_csv(curve: np.ndarray) -> str:
+    """A robustness curve ``(P, 2)`` of (epsilon, fooling rate) as the CSV the attack stages write
+    (``epsilon,fooling_rate``, 6 significant digits), which ``dvc plots`` and the report read."""
+    lines = ["epsilon,fooling_rate", *(f"{e:.6g},{f:.6g}" for e, f in curve)]
+    return "\n".join(lines) + "\n"

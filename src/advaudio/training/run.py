@@ -3,8 +3,10 @@ model, evaluate it on the test split and assemble ``metrics/train.json``."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
+import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,6 +128,16 @@ def train_victim(
         scaling=meta.get("scaling", {}), params=dataclasses.asdict(params),
     )
     return TrainOutcome(model=model, config=config, metrics=metrics, test_labels=labels, test_predictions=pred)
+
+
+def confusion_csv(outcome: TrainOutcome) -> str:
+    """``actual,predicted`` class names of every test clip, the CSV ``dvc plots`` draws as a confusion matrix."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["actual", "predicted"])
+    names = outcome.config["class_names"]
+    writer.writerows((names[a], names[p]) for a, p in zip(outcome.test_labels, outcome.test_predictions))
+    return buf.getvalue()
 
 
 def _save_state(resume: ResumeFolder, context: dict[str, Any], fit_state: dict[str, Any]) -> None:
