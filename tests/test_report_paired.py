@@ -47,7 +47,7 @@ def test_bounded_rates_use_the_one_tolerance_and_pair_the_victims():
     retrained = results(l2=[hair_above, hair_above, bound * 1.01, np.inf, np.inf, np.inf, np.inf, np.inf],
                         success=[1, 1, 1, 0, 0, 0, 0, 0], attack="bim_b")
     out = bounded_uncertainty(original_bounded=clean, bounded=retrained, bound=bound, attacks=["bim_b"], seed=0)
-    assert out["bounded_fooling_rate_clean_bim_b"] == 1.0  # a strict <= bound would give 0
+    assert out["bounded_fooling_rate_original_bim_b"] == 1.0  # a strict <= bound would give 0
     assert out["bounded_fooling_rate_bim_b"] == 0.25  # 1.01 x bound is outside
     assert out["bounded_fooling_rate"] == 0.25 and out["bounded_fooling_rate_original"] == 1.0
     assert out["bounded_fooling_rate_bim_b_p"] == pytest.approx(2 * 0.5**6)  # 6 discordant victims, one way

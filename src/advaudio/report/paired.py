@@ -127,7 +127,7 @@ def bounded_uncertainty(
     hit_r = {a: bounded.success[a] & within_bound(bounded.l2[a], bound) for a in attacks}
     out: dict[str, float] = {}
     for a in attacks:
-        for key, hit in ((f"bounded_fooling_rate_{a}", hit_r[a]), (f"bounded_fooling_rate_clean_{a}", hit_o[a])):
+        for key, hit in ((f"bounded_fooling_rate_{a}", hit_r[a]), (f"bounded_fooling_rate_original_{a}", hit_o[a])):
             out[key] = float(hit.mean())
             _interval(out, key, *wilson_interval(int(hit.sum()), n))
         out[f"bounded_fooling_rate_{a}_p"] = mcnemar_p(hit_o[a], hit_r[a])

@@ -135,7 +135,7 @@ def bounded_metrics(
     out = bounded_uncertainty(original_bounded=results["original_bounded"], bounded=results["retrained_bounded"], bound=bound,
                               attacks=attacks, seed=seed)
     for a in attacks:
-        for key, metrics in ((f"bounded_fooling_rate_{a}", bounded), (f"bounded_fooling_rate_clean_{a}", original_bounded)):
+        for key, metrics in ((f"bounded_fooling_rate_{a}", bounded), (f"bounded_fooling_rate_original_{a}", original_bounded)):
             reported = float(metrics.attacks[a]["fr_at_bound"])
             if abs(out[key] - reported) > 1e-9:
                 raise DataError(f"{metrics.path}: {a} fr_at_bound {reported} but the stored results give "

@@ -177,7 +177,7 @@ def _attack_detail(
     for a in summary.attacks:
         o, ob, b, r = clean[a], original_bounded[a], bounded[a], unbounded[a]
         fr_rows.append([a, fmt(o["fooling_rate"], percent=True), fmt(r["fooling_rate"], percent=True),
-                        rate(f"bounded_fooling_rate_clean_{a}"), rate(f"bounded_fooling_rate_{a}"),
+                        rate(f"bounded_fooling_rate_original_{a}"), rate(f"bounded_fooling_rate_{a}"),
                         layout.format_p(m.get(f"bounded_fooling_rate_{a}_p")),
                         fmt(ob.get("auc"), percent=True), fmt(b.get("auc"), percent=True)])
         used = "yes" if a in summary.eps.per_attack else f"no ({summary.eps.excluded.get(a, 'not needed')})"
