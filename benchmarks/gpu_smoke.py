@@ -78,7 +78,9 @@ def copy_repository(dst: Path) -> None:
                            check=True, capture_output=True, text=True).stdout.splitlines()
     for rel in files:
         src = REPO / rel
-        if src.is_file() and not rel.startswith(("metrics/", "reports/")):
+        # not .dvc/: without git the copy is no DVC project, so its stages keep no resume state and the
+        # commands are read from dvc.yaml without DVC (advaudio.evaluation.stage_commands)
+        if src.is_file() and not rel.startswith(("metrics/", "reports/", ".dvc/")):
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
 

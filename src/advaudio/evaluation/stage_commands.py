@@ -2,8 +2,9 @@
 
 Tools that act on a stage's outputs (the re-check, the cost planner, the GPU smoke run) take the stage's paths
 and whether its bound applies from its command in dvc.yaml, never a copy. DVC resolves the file (``foreach``,
-``${...}``); where DVC is not installed (the GPU smoke run's machine) the commands are read with PyYAML, which
-resolves the ``${key}`` and ``${item.<field>}`` of ``foreach`` entries, the only interpolation the commands use.
+``${...}``); where DVC is not installed or cannot open the folder (the GPU smoke run's copy, without git) the
+commands are read with PyYAML, which resolves the ``${key}`` and ``${item.<field>}`` of ``foreach`` entries, the
+only interpolation the commands use.
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ def attack_modes(*, root: str | Path = ".") -> dict[str, dict[str, str]]:
 
 def stage_commands(*, root: str | Path = ".") -> dict[str, list[str]]:
     """``{stage: command words}`` of every stage in dvc.yaml (``attack@original``: ``["python", ...]``)."""
-    commands = _dvc_commands(root) if importlib.util.find_spec("dvc") else _yaml_commands(root)
+    commands = None
+    if importlib.util.find_spec("dvc"):
+        commands = _dvc_commands(root)
+    if commands is None:
+        commands = _yaml_commands(root)
     return {name: shlex.split(cmd) for name, cmd in commands.items() if cmd}
 
 
@@ -47,12 +52,18 @@ def _commands(root: str | Path) -> dict[str, dict[str, str]]:
     return {name: _options(words) for name, words in stage_commands(root=root).items()}
 
 
-def _dvc_commands(root: str | Path) -> dict[str, str | None]:
-    from dvc.exceptions import DvcException
+def _dvc_commands(root: str | Path) -> dict[str, str] | None:
+    """The commands as DVC resolves them; None where DVC cannot open ``root`` as a project."""
+    from dvc.exceptions import DvcException, NotDvcRepoError
     from dvc.repo import Repo
+    from dvc.scm import SCMError
 
     try:
-        with Repo(str(root)) as repo:
+        repo = Repo(str(root))
+    except (NotDvcRepoError, SCMError):
+        return None
+    try:
+        with repo:
             return {stage.name: stage.cmd for stage in repo.index.stages if getattr(stage, "cmd", None)}
     except DvcException as exc:
         raise DataError(f"{Path(root) / 'dvc.yaml'}: {' '.join(str(exc).split())}") from None
