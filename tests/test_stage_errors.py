@@ -28,6 +28,7 @@ STAGE_RUNS = [
     pytest.param("victims.py", stage_args("victims"), "victims", marks=_TORCH),
     pytest.param("attack.py", stage_args("attack@original"), "attack@original", marks=_TORCH),
     pytest.param("attack.py", stage_args("attack@retrained"), "attack@retrained", marks=_TORCH),
+    pytest.param("roundtrip.py", stage_args("roundtrip"), "roundtrip", marks=_TORCH),
     pytest.param("fgsm_retrain.py", stage_args("fgsm_retrain"), "fgsm_retrain", marks=_TORCH),
     pytest.param("fgsm_retrain.py", stage_args("clean_finetune"), "clean_finetune", marks=_TORCH),
 ]
