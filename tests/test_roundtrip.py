@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from advaudio.evaluation.roundtrip import resize_adjoint, snr_db, stft_round_trip
+from advaudio.evaluation.roundtrip import resize_adjoint, resize_pseudo_inverse, snr_db, stft_round_trip
 from advaudio.features.resize import resize_batch
 from advaudio.features.stft import power_db, stft_power
 
@@ -24,6 +24,21 @@ def test_the_adjoint_of_the_resize_is_its_transpose(native, size):
     assert np.sum(resized * delta) == pytest.approx(np.sum(z * resize_adjoint(delta, native_shape=native)), rel=1e-10)
     if native == size:  # no resize: the identity
         np.testing.assert_allclose(resize_adjoint(delta, native_shape=native), delta)
+
+
+@pytest.mark.parametrize("native, size", [((129, 63), (32, 32)), ((1025, 44), (32, 32)), ((17, 9), (17, 9))])
+def test_the_native_perturbation_is_the_smallest_whose_resize_is_the_input_perturbation(native, size):
+    rng = np.random.default_rng(1)
+    delta = rng.standard_normal(size)
+    z = resize_pseudo_inverse(delta, native_shape=native)
+    resized = resize_batch(torch.from_numpy(z)[None], height=size[0], width=size[1])[0, 0].numpy()
+    np.testing.assert_allclose(resized, delta, atol=1e-8 * np.abs(delta).max())
+    # minimum norm: z is in the range of R^T, so adding anything the resize cannot see only makes it longer
+    null = rng.standard_normal(native)
+    null -= resize_pseudo_inverse(resize_batch(torch.from_numpy(null)[None], height=size[0],
+                                               width=size[1])[0, 0].numpy(), native_shape=native)
+    assert np.abs(resize_batch(torch.from_numpy(null)[None], height=size[0], width=size[1]).numpy()).max() < 1e-8
+    assert abs(np.sum(z * null)) <= 1e-6 * np.linalg.norm(z) * np.linalg.norm(null)
 
 
 def test_a_zero_perturbation_gives_the_clean_clip_and_its_features_back():

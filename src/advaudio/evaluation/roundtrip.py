@@ -5,8 +5,12 @@ constants and resized to the input size. Whether that perturbation is a *sound* 
 to a waveform and analysing the waveform again with the same feature code:
 
 1. The input perturbation ``delta`` (``H x W``) goes back to the native resolution (``F x T`` STFT bins and
-   frames) through the adjoint of the resize (:func:`resize_adjoint`, the transpose of the linear map the
-   features were resized with), then out of the [0, 1] scaling into dB: ``Delta_dB = (hi - lo) * R^T delta``.
+   frames) as the smallest native perturbation whose resize is ``delta``: ``R^+ delta = R^T (R R^T)^-1 delta``
+   (:func:`resize_pseudo_inverse`, conjugate gradients on ``R R^T`` with the resize ``R`` and its adjoint
+   ``R^T``, :func:`resize_adjoint`). The adjoint alone is not enough: the resize averages about ``k`` native
+   values into each input value, so ``R R^T delta`` is about ``delta / k`` and the adjoint would shrink the
+   attack ``k`` times (at the default sizes ~60x) before it is heard. Then out of the [0, 1] scaling into dB:
+   ``Delta_dB = (hi - lo) * R^+ delta``.
 2. The clean clip's complex STFT gets the gain ``10 ** (Delta_dB / 20)`` per bin, keeping the clean phase, and
    ``librosa.istft`` makes the waveform (:func:`stft_round_trip`). Only the perturbation leaves the dB domain,
    so bins the dB floor (``top_db``) clipped keep their true magnitude, and a zero perturbation gives the clean
@@ -54,6 +58,50 @@ def resize_adjoint(delta: np.ndarray, *, native_shape: tuple[int, int]) -> np.nd
     return z.grad[0].numpy()
 
 
+def resize_pseudo_inverse(delta: np.ndarray, *, native_shape: tuple[int, int], tol: float = 1e-10,
+                          max_iter: int = 500) -> np.ndarray:
+    """``R^+ delta``: the smallest native ``(F, T)`` array whose resize to ``delta``'s shape is ``delta``.
+
+    Solves ``(R R^T) w = delta`` by conjugate gradients (``R R^T`` is symmetric positive definite when the resize
+    has full row rank, as a downsampling does) and returns ``R^T w``, which lies in the range of ``R^T`` and is
+    therefore the minimum-norm solution of ``R z = delta``.
+
+    Parameters
+    ----------
+    delta : np.ndarray
+        ``(H, W)``.
+    native_shape : tuple of int
+        ``(F, T)``.
+    tol : float
+        Stop once ``||R R^T w - delta|| <= tol * ||delta||``.
+    max_iter : int
+        Iterations at most.
+    """
+    delta = np.asarray(delta, dtype=np.float64)
+    height, width = delta.shape
+
+    def forward(z: np.ndarray) -> np.ndarray:
+        return resize_batch(torch.from_numpy(z)[None], height=height, width=width)[0, 0].numpy()
+
+    def normal(w: np.ndarray) -> np.ndarray:
+        return forward(resize_adjoint(w, native_shape=native_shape))
+
+    w = np.zeros_like(delta)
+    r = delta.copy()
+    p, rs = r.copy(), float(np.sum(r * r))
+    stop = (tol * np.linalg.norm(delta)) ** 2
+    for _ in range(max_iter):
+        if rs <= stop:
+            break
+        ap = normal(p)
+        step = rs / float(np.sum(p * ap))
+        w += step * p
+        r -= step * ap
+        rs, previous = float(np.sum(r * r)), rs
+        p = r + (rs / previous) * p
+    return resize_adjoint(w, native_shape=native_shape)
+
+
 def stft_round_trip(*, y: np.ndarray, delta: np.ndarray, lo: float, hi: float, n_fft: int,
                     hop_length: int) -> np.ndarray:
     """The waveform whose STFT is the clean clip's with the input perturbation ``delta`` applied in dB.
@@ -76,7 +124,7 @@ def stft_round_trip(*, y: np.ndarray, delta: np.ndarray, lo: float, hi: float, n
     """
     y = np.asarray(y, dtype=np.float64)
     spectrum = librosa.stft(y, n_fft=n_fft, hop_length=hop_length)
-    delta_db = (hi - lo) * resize_adjoint(delta, native_shape=spectrum.shape)
+    delta_db = (hi - lo) * resize_pseudo_inverse(delta, native_shape=spectrum.shape)
     return librosa.istft(spectrum * 10.0 ** (delta_db / 20.0), hop_length=hop_length, n_fft=n_fft, length=len(y))
 
 
