@@ -26,6 +26,18 @@ def test_the_adjoint_of_the_resize_is_its_transpose(native, size):
         np.testing.assert_allclose(resize_adjoint(delta, native_shape=native), delta)
 
 
+def test_where_the_resize_stretches_time_the_native_perturbation_is_the_least_squares_fit():
+    """The study's sizes stretch time (216 frames to 1568 columns): no native array resizes to an arbitrary
+    delta, and R^+ delta satisfies the normal equations R^T (R z - delta) = 0."""
+    native, size = (40, 12), (16, 50)
+    delta = np.random.default_rng(2).standard_normal(size)
+    z = resize_pseudo_inverse(delta, native_shape=native)
+    resized = resize_batch(torch.from_numpy(z)[None], height=size[0], width=size[1])[0, 0].numpy()
+    gradient = resize_adjoint(resized - delta, native_shape=native)
+    assert np.abs(gradient).max() < 1e-8 * np.abs(resize_adjoint(delta, native_shape=native)).max()
+    assert np.abs(resized - delta).max() > 0.1  # an exact fit is impossible here
+
+
 @pytest.mark.parametrize("native, size", [((129, 63), (32, 32)), ((1025, 44), (32, 32)), ((17, 9), (17, 9))])
 def test_the_native_perturbation_is_the_smallest_whose_resize_is_the_input_perturbation(native, size):
     rng = np.random.default_rng(1)
