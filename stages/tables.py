@@ -18,11 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", required=True, help="folder of the stages' metrics (summary.json goes there)")
     parser.add_argument("--build", required=True, help="folder of the attack stages' outputs (attacks/<mode>/)")
     parser.add_argument("--reports", required=True, help="folder of report.md and the figures")
+    parser.add_argument("--roundtrip", required=True, help="the roundtrip stage's metrics JSON")
     args = parser.parse_args(argv)
     params = load_params("params.yaml", check_choices=False)
     with stage_summary("tables", "attacks") as counter:
         summary = build_report(params=params, metrics_dir=args.metrics, build_dir=args.build,
-                               reports_dir=args.reports)
+                               reports_dir=args.reports, round_trip=args.roundtrip)
         counter.items = len(summary.attacks)
     return 0
 

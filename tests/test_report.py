@@ -301,3 +301,23 @@ def test_attack_files_with_different_bounds_are_refused(tmp_path, rng):
     write_tree(tmp_path, files, rng=rng)
     with pytest.raises(DataError, match=r"attack_retrained_bounded.json: bound 0.5 differs from .*attack_original.json: 3.0"):
         read_attack_suite(metrics_dir=tmp_path / "metrics")
+
+
+def test_the_report_says_whether_the_adversarials_survive_as_sound(tmp_path, rng):
+    write_tree(tmp_path, make_inputs(), rng=rng)
+    path = tmp_path / "metrics" / "roundtrip.json"
+    path.write_text(json.dumps({"supported": 1, "cw": {"n": 4, "fooling_rate": 0.25, "snr_db_median": 18.04,
+                                                       "snr_db_mean": 17.0},
+                                "deepfool": {"n": 0, "fooling_rate": 0.0}, "mean": {"fooling_rate": 0.25}}))
+    build_report(params=params(), metrics_dir=tmp_path / "metrics", build_dir=tmp_path / "build",
+                 reports_dir=tmp_path / "reports", round_trip=path)
+    report = (tmp_path / "reports" / "report.md").read_text()
+    section = report[report.index("## Beyond the study: do the adversarials survive as sound?"):]
+    assert "| cw       | 4            | 25.0" in section and "| 18.0 " in section  # computed, formatted here
+    assert "| deepfool | 0            | –" in section and "| mean     |" in section
+    path.write_text(json.dumps({"supported": 0}))
+    build_report(params=params(), metrics_dir=tmp_path / "metrics", build_dir=tmp_path / "build",
+                 reports_dir=tmp_path / "reports", round_trip=path)
+    assert "has no inverse here" in (tmp_path / "reports" / "report.md").read_text()
+    run_build(tmp_path)  # without it (a library caller), no section
+    assert "Beyond the study" not in (tmp_path / "reports" / "report.md").read_text()

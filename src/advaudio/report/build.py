@@ -16,9 +16,11 @@ from advaudio.report.tables import render_report
 
 def build_report(
     *, params: Params, metrics_dir: str | Path = "metrics", build_dir: str | Path = "build",
-    reports_dir: str | Path = "reports",
+    reports_dir: str | Path = "reports", round_trip: str | Path | None = None,
 ) -> Summary:
-    """Write ``<metrics_dir>/summary.json`` and ``<reports_dir>/{report.md, figure1.png, curves.png}``.
+    """Write ``<metrics_dir>/summary.json`` and ``<reports_dir>/{report.md, figure1.png, curves.png}``; with
+    ``round_trip`` (the roundtrip stage's ``metrics/roundtrip.json``) the report says whether the adversarials
+    survive as sound.
 
     Raises
     ------
@@ -44,6 +46,7 @@ def build_report(
     report = render_report(
         dataset=params.dataset, representation=params.representation, model=params.model, summary=summary,
         suite=suite, findings=findings, bound=bound, target_fooling_rate=target,
+        round_trip=None if round_trip is None else read_json(path=round_trip),
     )
     write_text(reports_dir / "report.md", report)
     examples = read_examples(path=build_dir / "attacks" / "original" / "examples.npz", attacks=summary.attacks)

@@ -7,7 +7,7 @@ Tables show percent, like the study; the best value of each row is bold when the
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from tabulate import tabulate
 
@@ -133,8 +133,10 @@ def render_report(
     findings: list[Finding],
     bound: float,
     target_fooling_rate: float,
+    round_trip: dict[str, Any] | None = None,
 ) -> str:
-    """The ``reports/report.md`` text for one configuration."""
+    """The ``reports/report.md`` text for one configuration; with ``round_trip`` (``metrics/roundtrip.json``) a
+    section on whether the adversarials survive as sound."""
     cell = {(dataset, representation, model): summary.metrics}
     title = (
         f"# advaudio report: {layout.dataset_label(dataset)} / {layout.representation_label(representation)}"
@@ -147,10 +149,33 @@ def render_report(
         + "\n",
         render_layout_tables(cells=cell, datasets=[dataset], representations=[representation], heading_level=2),
         _attack_detail(summary=summary, suite=suite, bound=bound, target_fooling_rate=target_fooling_rate),
+        *([] if round_trip is None else [_round_trip(round_trip, attacks=summary.attacks,
+                                                     representation=representation)]),
         _sanity(summary=summary, suite=suite),
         _definitions(bound=bound, target_fooling_rate=target_fooling_rate),
     ]
     return "\n".join(sections)
+
+
+def _round_trip(metrics: dict[str, Any], *, attacks: list[str], representation: str) -> str:
+    """The "Beyond the study" section from ``metrics/roundtrip.json`` (docs/PROTOCOL.md "Audio round trip")."""
+    head = ("## Beyond the study: do the adversarials survive as sound?\n\n"
+            "Each victim an attack fooled in `attack@original` is turned into a waveform, analysed and classified "
+            "again (docs/PROTOCOL.md \"Audio round trip\"); the first victim's clips are in `reports/roundtrip/`.\n")
+    if not metrics.get("supported"):
+        return head + f"\nThe round trip covers the STFT representations; `{representation}` has no inverse here.\n"
+    rows = []
+    for a in attacks:
+        entry = metrics.get(a, {})
+        n = int(entry.get("n", 0))
+        rate = f"{100 * entry['fooling_rate']:.1f}" if n else "–"
+        snr = f"{entry['snr_db_median']:.1f}" if n else "–"
+        rows.append([a, str(n), rate, snr])
+    if "mean" in metrics:
+        rows.append(["mean", "", f"{100 * metrics['mean']['fooling_rate']:.1f}", ""])
+    table = tabulate(rows, ["attack", "fooled (n)", "still fooled after the round trip (%)", "median SNR (dB)"],
+                     **_TABULATE)
+    return head + "\n" + table + "\n"
 
 
 def _cost(entry: dict[str, float]) -> float | None:
