@@ -23,7 +23,8 @@ from advaudio.evaluation.metrics import (
 )
 from advaudio.evaluation.ball import BOUND_RTOL, project_l2, within_bound
 from advaudio.evaluation.sanity import eval_and_deterministic, nonzero_input_gradients, outputs_are_logits
-from stage_trees import make_dvc_project, stage_args
+from advaudio.evaluation.stage_commands import stage_options
+from stage_trees import REPO, make_dvc_project
 from advaudio.evaluation.verify import verify_adversarials
 
 
@@ -233,20 +234,20 @@ def _run_stage(root, modes=("original", "retrained_bounded")):
 
     torch.set_num_threads(1)  # tiny tensors: threads only contend
     params = load_params(root / "params.yaml")
-    victims_args = dict(zip(stage_args("victims")[::2], stage_args("victims")[1::2]))
-    victims = draw_victims(params=params, features=root / victims_args["--features"],
-                           checkpoint=root / victims_args["--checkpoint"])
-    save_npz(root / victims_args["--out"], **victims)
+    victims_args = stage_options("victims", root=REPO)  # the paths dvc.yaml gives the stage
+    victims = draw_victims(params=params, features=root / victims_args["features"],
+                           checkpoint=root / victims_args["checkpoint"])
+    save_npz(root / victims_args["out"], **victims)
     runs = {}
     for mode in modes:
-        args = dict(zip(stage_args(f"attack@{mode}")[::2], stage_args(f"attack@{mode}")[1::2]))
-        paths = AttackPaths(features=root / args["--features"], checkpoint=root / args["--checkpoint"],
-                            victims=root / args["--victims"], profiles=root / "profiles")
+        args = stage_options(f"attack@{mode}", root=REPO)
+        paths = AttackPaths(features=root / args["features"], checkpoint=root / args["checkpoint"],
+                            victims=root / args["victims"], profiles=root / "profiles")
         run = runs[mode] = run_mode(params=params, stage=f"attack@{mode}", paths=paths,
-                                    bounded=args["--bounded"] == "true")
+                                    bounded=args["bounded"] == "true")
         run.victims = victims
-        save_npz(root / args["--out"] / "results.npz", **run.results)
-        write_json(root / args["--metrics"], run.metrics)
+        save_npz(root / args["out"] / "results.npz", **run.results)
+        write_json(root / args["metrics"], run.metrics)
     return runs
 
 

@@ -29,7 +29,10 @@ def stage_options(stage: str, *, root: str | Path = ".") -> dict[str, str]:
     DataError
         When dvc.yaml has no such stage.
     """
-    return _commands(root).get(stage) or _missing(stage, root)
+    commands = _commands(root)
+    if stage not in commands:
+        raise DataError(f"{Path(root) / 'dvc.yaml'}: no stage {stage!r}")
+    return commands[stage]
 
 
 def attack_modes(*, root: str | Path = ".") -> dict[str, dict[str, str]]:
@@ -94,8 +97,6 @@ def _interpolate(cmd: str, fields: dict[str, str], *, path: Path) -> str:
 
 
 def _options(words: list[str]) -> dict[str, str]:
-    return {word[2:]: value for word, value in zip(words, words[1:]) if word.startswith("--")}
-
-
-def _missing(stage: str, root: str | Path) -> dict[str, str]:
-    raise DataError(f"{Path(root) / 'dvc.yaml'}: no stage {stage!r}")
+    """``--name value`` pairs; a flag followed by another option (``--control``) has no value and is left out."""
+    return {word[2:]: value for word, value in zip(words, words[1:])
+            if word.startswith("--") and not value.startswith("--")}
