@@ -14,6 +14,7 @@ from advaudio.errors import DataError
 from advaudio.report import grid as grid_cli
 from advaudio.report import layout
 from advaudio.report.collect import collect_grid, grid_json, grid_markdown, records_from_exp_show
+from toy_grid import make_toy_repo
 
 GOLDEN = Path(__file__).parent / "golden"
 # Recorded from a toy repo (make_toy_repo below, 2 models x 2 representations on esc50, one cell made
@@ -85,76 +86,10 @@ def test_exp_show_of_wrong_shape_is_a_clear_error():
         records_from_exp_show({"workspace": {}})
 
 
-def test_queue_commands_sweep_models_and_representations():
-    cmds = grid_cli.queue_commands(models=["resnet56", "vgg16"], representations=["stft"],
-                                   datasets=["esc50", None], dataset_dirs={"esc50": "data/ESC-50"})
-    assert cmds[0] == ["exp", "run", "--queue", "-S", "model=resnet56,vgg16", "-S", "representation=stft",
-                       "-S", "dataset=esc50", "-S", "dataset_dir=data/ESC-50"]
-    assert cmds[1] == cmds[0][:7]
-
-
 def test_cli_rejects_unknown_model(capsys):
     with pytest.raises(SystemExit) as exc:
         grid_cli.main(["--models", "resnet65"])
     assert exc.value.code == 2 and "resnet65" in capsys.readouterr().err
-
-
-# --- a toy DVC repo with the same params and summary keys as advaudio --------------------------------
-
-_FEATURES = """\
-import pathlib, yaml
-p = yaml.safe_load(open("params.yaml"))
-with open({counter!r}, "a") as fh:
-    fh.write(p["representation"] + "\\n")
-pathlib.Path("build").mkdir(exist_ok=True)
-pathlib.Path("build/features.txt").write_text(p["representation"] + "\\n")
-"""
-_CELL = """\
-import json, pathlib, yaml
-p = yaml.safe_load(open("params.yaml"))
-if (p["model"], p["representation"]) == tuple({fail!r}):
-    raise SystemExit("toy failure")
-acc = {{"resnet56": 0.78, "vgg16": 0.74}}[p["model"]]
-ratio = {{"stft": 1.25, "dwt": 1.5}}[p["representation"]]
-pathlib.Path("metrics").mkdir(exist_ok=True)
-json.dump({{"accuracy": acc, "accuracy_retrained": acc - 0.08, "accuracy_drop": 8.0,
-           "bounded_fooling_rate": 0.4, "bounded_fooling_rate_original": 0.7, "eps_ratio": ratio}},
-          open("metrics/summary.json", "w"))
-"""
-_DVC_YAML = """\
-stages:
-  features:
-    cmd: python features.py
-    deps: [features.py]
-    params: [representation]
-    outs: [build/features.txt]
-  cell:
-    cmd: python cell.py
-    deps: [cell.py, build/features.txt]
-    params: [dataset, model]
-    metrics:
-    - metrics/summary.json:
-        cache: false
-"""
-
-
-def make_toy_repo(root: Path, *, counter: Path, fail: tuple[str, str] = ("", "")) -> Path:
-    """A git + DVC repo whose `features` stage depends only on the representation (shared by models)."""
-    repo = root / "repo"
-    repo.mkdir()
-    (repo / "params.yaml").write_text(
-        "dataset: synth\ndataset_dir: build/synth\nrepresentation: stft\nmodel: resnet56\n"
-    )
-    (repo / "features.py").write_text(_FEATURES.format(counter=str(counter)))
-    (repo / "cell.py").write_text(_CELL.format(fail=list(fail)))
-    (repo / "dvc.yaml").write_text(_DVC_YAML)
-    (repo / ".gitignore").write_text("/build/\n")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"], ["git", "add", "-A"],
-                ["git", "commit", "-qm", "toy"]):
-        subprocess.run(cmd, cwd=repo, check=True, env=env)
-    return repo
 
 
 @pytest.mark.slow
@@ -162,7 +97,7 @@ def test_grid_runs_a_2x1_grid_end_to_end_and_reuses_the_shared_stage(tmp_path):
     counter = tmp_path / "features_runs.txt"
     repo = make_toy_repo(tmp_path, counter=counter)
     status = grid_cli.main(["--models", "resnet56", "vgg16", "--representations", "stft", "--jobs", "1",
-                            "--repo", str(repo)])
+                            "--shared-stage", "features", "--repo", str(repo)])
     assert status == 0
     assert counter.read_text().splitlines() == ["stft"]  # computed once, restored from the run-cache once
     tables = json.loads((repo / "reports" / "grid" / "tables.json").read_text())

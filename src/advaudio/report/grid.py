@@ -1,17 +1,24 @@
-"""Run a part of the study's grid as DVC experiments and write Tables I-III for it.
+"""Run a part of the study's grid, one DVC experiment per cell, and write Tables I-III for it.
 
-Usage (from the repository root, with the pipeline committed; queued experiments see only committed or
-staged files)::
+Usage (from the repository root, with the pipeline committed: every cell runs a clone of HEAD)::
 
-    python -m advaudio.report.grid --models resnet56 vgg16 --representations stft dwt --jobs 2 \
+    python -m advaudio.report.grid --models resnet56 vgg16 --representations stft dwt \
+        [--executor local|slurm|ray] [--jobs N] [--profile smoke] [--seeds 0 1 2] \
         [--dataset esc50 [--dataset-dir data/ESC-50]] [--out reports/grid] [--collect-only]
 
-For each dataset it queues ``dvc exp run --queue -S model=a,b -S representation=x,y`` (plus
-``-S dataset=... -S dataset_dir=...`` when a dataset is given), runs the queue with
-``dvc exp run --run-all -j N`` (which waits), reads ``dvc exp show --json`` and writes
-``<out>/tables.md`` and ``<out>/tables.json``. Stages whose deps and params are the same in two cells
-(e.g. the features of one representation) are restored from DVC's run-cache, not recomputed.
-Exit status: 0 when every cell has a summary, 1 when some failed or are missing, 2 on a usage error.
+Each cell (dataset, representation, model[, seed]) is one experiment with a deterministic name
+(``synth-stft-resnet56-smoke``). Its task clones HEAD into a work folder, points DVC at the shared cache, runs
+``dvc exp run -n <name> -S ...`` and pushes the experiment to the git remote (default: this repository), where
+the collector finds it (:mod:`advaudio.grid.cell_run`). Cells already at the remote are skipped, so a
+resubmission runs only what is missing; ``--force`` recomputes. A prep task per (dataset, representation)
+computes the shared stages (audio, features) once; the cells restore them from DVC's run-cache.
+
+Executors: ``local`` (``--jobs`` tasks at once on this machine, its cores divided between them), ``slurm`` (one
+``sbatch`` job array for the prep tasks and one for the cells, ``--dependency=afterok``; ``--wait`` blocks and
+collects, otherwise collect later with ``--collect-only``), ``ray`` (``@ray.remote`` tasks; ``pip install
+'advaudio[ray]'``). Writes ``<out>/tables.md`` and ``<out>/tables.json``.
+Exit status: 0 when every cell has a summary (or a SLURM submission without --wait went in), 1 when some failed
+or are missing (each failed cell is listed with its log), 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -19,13 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 from advaudio.config import load_params
 from advaudio.errors import ConfigError, DataError
+from advaudio.grid.cells import Cell, available_cpus, cores_per_job, grid_cells
+from advaudio.grid.refs import remote_experiments
+from advaudio.grid.submit import EXECUTORS, GRID_DIR, Placement, Resources, Submission, default_cache_dir, \
+    git_output, submit_grid
 from advaudio.io import write_json, write_text
 from advaudio.report import layout
 from advaudio.report.collect import GridTables, collect_grid, grid_json, grid_markdown, records_from_exp_show
@@ -36,26 +46,10 @@ DEFAULT_DATASET_DIRS: dict[str, str] = {
     "esc50": "data/ESC-50",
     "urbansound8k": "data/UrbanSound8K",
 }
-_QUEUED = re.compile(r"Queued experiment '([^']+)'")
-
-
-def queue_commands(
-    *, models: list[str], representations: list[str], datasets: list[str | None], dataset_dirs: dict[str, str]
-) -> list[list[str]]:
-    """The ``dvc exp run --queue`` argument lists, one per dataset (``None``: the params.yaml dataset)."""
-    commands = []
-    for dataset in datasets:
-        cmd = ["exp", "run", "--queue", "-S", f"model={','.join(models)}",
-               "-S", f"representation={','.join(representations)}"]
-        if dataset is not None:
-            cmd += ["-S", f"dataset={dataset}", "-S", f"dataset_dir={dataset_dirs[dataset]}"]
-        commands.append(cmd)
-    return commands
 
 
 def run_dvc(args: list[str], *, repo: Path, capture: bool = False) -> subprocess.CompletedProcess:
-    """Run ``python -m dvc <args>`` in ``repo`` with this interpreter's bin folder first on PATH, so that
-    the stages' ``python`` is the same environment.
+    """Run ``python -m dvc <args>`` in ``repo`` with this interpreter's bin folder first on PATH.
 
     Raises
     ------
@@ -72,38 +66,42 @@ def run_dvc(args: list[str], *, repo: Path, capture: bool = False) -> subprocess
     return proc
 
 
-def run_grid(
-    *, repo: Path, models: list[str], representations: list[str], datasets: list[str | None],
-    dataset_dirs: dict[str, str], jobs: int, collect_only: bool = False,
-) -> GridTables:
-    """Queue the grid, run it with ``jobs`` workers, and collect the experiments it made.
+def same_repository(remote: str, repo: Path) -> bool:
+    """Whether git ``remote`` is ``repo`` itself (then its experiments need no pull)."""
+    return Path(remote).expanduser().resolve() == repo.resolve() if "://" not in remote else False
 
-    With ``collect_only`` nothing runs: every experiment of the current commit in the grid is collected.
-    """
-    names: set[str] = set()
-    if not collect_only:
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo, text=True,
-                               capture_output=True, check=False).stdout.strip()
-        if dirty:
-            print("grid: warning: uncommitted changes; queued experiments see only committed or staged files",
-                  file=sys.stderr, flush=True)
-        for cmd in queue_commands(models=models, representations=representations, datasets=datasets,
-                                  dataset_dirs=dataset_dirs):
-            out = run_dvc(cmd, repo=repo, capture=True)
-            names.update(_QUEUED.findall(out.stdout + out.stderr))
-        print(f"grid: queued {len(names)} experiment(s); running with {jobs} job(s)", flush=True)
-        run_dvc(["exp", "run", "--run-all", "-j", str(jobs)], repo=repo)
+
+def collect_cells(*, repo: Path, cells: list[Cell], git_remote: str, baseline: str, dvc_remote: bool = False,
+                  datasets: list[str], representations: list[str], models: list[str]) -> GridTables:
+    """Bring the cells' experiments from ``git_remote`` (``dvc exp pull``) and collect Tables I-III from
+    ``dvc exp show --json``; only these cells' experiments of ``baseline`` count."""
+    names = {c.name for c in cells}
+    present = sorted(names & set(remote_experiments(remote=git_remote, baseline=baseline, cwd=repo)))
+    if present and not same_repository(git_remote, repo):
+        run_dvc(["exp", "pull", *([] if dvc_remote else ["--no-cache"]), git_remote, *present], repo=repo,
+                capture=True)
     shown = run_dvc(["exp", "show", "--json"], repo=repo, capture=True)
     try:
         data = json.loads(shown.stdout)
     except json.JSONDecodeError as exc:
         raise DataError(f"`dvc exp show --json` printed invalid JSON ({exc})") from None
-    records = [r for r in records_from_exp_show(data) if not names or r.name in names]
-    default = load_params(repo / "params.yaml", check_choices=False).dataset
-    return collect_grid(
-        records=records, datasets=[d if d is not None else default for d in datasets],
-        representations=representations, models=models,
-    )
+    records = [r for r in records_from_exp_show(data) if r.name in names and r.baseline == baseline]
+    return collect_grid(records=records, datasets=datasets, representations=representations, models=models)
+
+
+def list_failures(grid: GridTables, submission: Submission) -> None:
+    """Move the cells this submission ran but that are not in the tables from ``missing`` to ``failed``,
+    each with its log; print them."""
+    if submission.manifest is None:
+        return
+    logs = {t.cell.name: submission.manifest.log_path(t) for t in submission.manifest.tasks if t.kind == "cell"}
+    ran = {(c.dataset, c.representation, c.model): c.name for c in submission.pending}
+    for key in list(grid.missing):
+        if key in ran:
+            grid.missing.remove(key)
+            grid.failed[key] = [f"{ran[key]} (log: {logs[ran[key]]})"]
+    for key, entries in grid.failed.items():
+        print(f"grid: FAILED {'/'.join(key)}: {'; '.join(entries)}", file=sys.stderr, flush=True)
 
 
 def write_outputs(*, grid: GridTables, out_dir: Path) -> None:
@@ -116,40 +114,122 @@ def _in_study_order(names: list[str], order: tuple[str, ...]) -> list[str]:
     return sorted(dict.fromkeys(names), key=order.index)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (``--help`` documents every option)."""
+    parser = argparse.ArgumentParser(prog="python -m advaudio.report.grid", description=__doc__.split("\n\n")[0],
+                                     epilog="Site options for SLURM: --sbatch=--partition=gpu --sbatch=--time=12:00:00 "
+                                            "(repeat; written as #SBATCH lines). README: 'Running the grid on a SLURM "
+                                            "cluster'.")
+    cells = parser.add_argument_group("cells")
+    cells.add_argument("--models", nargs="+", choices=layout.MODELS, default=list(layout.MODELS))
+    cells.add_argument("--representations", nargs="+", choices=layout.REPRESENTATIONS,
+                       default=list(layout.REPRESENTATIONS))
+    cells.add_argument("--dataset", nargs="+", choices=sorted(DEFAULT_DATASET_DIRS), default=None,
+                       help="dataset(s); default: the one in params.yaml")
+    cells.add_argument("--dataset-dir", default=None, help="folder of the (single) dataset; default per dataset")
+    cells.add_argument("--seeds", nargs="+", type=int, default=None,
+                       help="one experiment per seed (default: params.yaml's seed)")
+    cells.add_argument("--profile", default=None, help="e.g. smoke (a quick end-to-end check) or study")
+    cells.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                       help="an override every cell gets (dvc exp run -S); repeat for more")
+    run = parser.add_argument_group("running")
+    run.add_argument("--executor", choices=EXECUTORS, default="local",
+                     help="local: processes on this machine; slurm: sbatch job arrays; ray: Ray tasks")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="local/ray: tasks at once (local divides the cores between them; default 1); "
+                          "slurm: at most N array tasks at once (--array=...%%N; default no cap)")
+    run.add_argument("--cpus-per-task", type=int, default=None,
+                     help="slurm/ray: cores per task (default 1); local: the cores divided by --jobs")
+    run.add_argument("--gpus-per-task", type=float, default=0, help="slurm (--gres=gpu:N) and ray (num_gpus)")
+    run.add_argument("--sbatch", action="append", default=[], metavar="OPTION",
+                     help="slurm: a site option written as an #SBATCH line, e.g. --sbatch=--partition=gpu")
+    run.add_argument("--wait", action="store_true",
+                     help="slurm: wait for the jobs and collect (default: submit and exit; then --collect-only)")
+    run.add_argument("--ray-address", default=None, help="ray: a running cluster (auto) instead of a local Ray")
+    run.add_argument("--force", action="store_true", help="recompute cells already finished at the git remote")
+    run.add_argument("--shared-stage", default="spectrogram",
+                     help="the last stage the cells of one (dataset, representation) share, computed once per "
+                          "group by a prep task ('none': no prep tasks)")
+    where = parser.add_argument_group("where results go")
+    where.add_argument("--git-remote", default=None,
+                       help="git remote the experiments are pushed to (default: this repository)")
+    where.add_argument("--cache-dir", default=None,
+                       help="DVC cache every task shares (default: this repository's; on a cluster a shared filesystem)")
+    where.add_argument("--cache-type", default=None, help="DVC cache.type for the tasks' clones, e.g. symlink")
+    where.add_argument("--dvc-remote", default=None,
+                       help="a DVC remote: tasks pull inputs (--pull) and push outputs and the run-cache")
+    where.add_argument("--work-root", type=Path, default=None,
+                       help=f"the tasks' work folders (default {GRID_DIR}/<commit>/work; kept after a failure)")
+    where.add_argument("--keep-work", action="store_true", help="keep work folders after success too")
+    where.add_argument("--out", type=Path, default=Path("reports/grid"))
+    where.add_argument("--repo", type=Path, default=Path("."))
+    where.add_argument("--collect-only", action="store_true", help="only collect finished experiments")
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m advaudio.report.grid", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", choices=layout.MODELS, default=list(layout.MODELS))
-    parser.add_argument("--representations", nargs="+", choices=layout.REPRESENTATIONS,
-                        default=list(layout.REPRESENTATIONS))
-    parser.add_argument("--dataset", nargs="+", choices=sorted(DEFAULT_DATASET_DIRS), default=None,
-                        help="dataset(s); default: the one in params.yaml")
-    parser.add_argument("--dataset-dir", default=None, help="folder of the (single) dataset; default per dataset")
-    parser.add_argument("--jobs", type=int, default=1, help="parallel experiment workers")
-    parser.add_argument("--out", type=Path, default=Path("reports/grid"))
-    parser.add_argument("--repo", type=Path, default=Path("."))
-    parser.add_argument("--collect-only", action="store_true", help="only collect finished experiments")
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < (0 if args.executor == "slurm" else 1):
         parser.error("--jobs must be at least 1")
     if args.dataset_dir is not None and (args.dataset is None or len(args.dataset) != 1):
         parser.error("--dataset-dir needs exactly one --dataset")
-    datasets = args.dataset or [None]
-    dirs = dict(DEFAULT_DATASET_DIRS)
-    if args.dataset_dir is not None:
-        dirs[args.dataset[0]] = args.dataset_dir
+    if any("=" not in e for e in args.extra):
+        parser.error("--set takes KEY=VALUE")
+    repo = args.repo.resolve()
     try:
-        grid = run_grid(
-            repo=args.repo, models=_in_study_order(args.models, layout.MODELS),
-            representations=_in_study_order(args.representations, layout.REPRESENTATIONS),
-            datasets=datasets, dataset_dirs=dirs, jobs=args.jobs, collect_only=args.collect_only,
-        )
-    except (RuntimeError, ConfigError, DataError) as exc:
+        default_dataset = load_params(repo / "params.yaml", check_choices=False).dataset
+        if args.dataset is None:
+            datasets: list[tuple[str, str | None]] = [(default_dataset, None)]
+        else:
+            datasets = [(d, args.dataset_dir or DEFAULT_DATASET_DIRS[d]) for d in args.dataset]
+        models = _in_study_order(args.models, layout.MODELS)
+        representations = _in_study_order(args.representations, layout.REPRESENTATIONS)
+        cells = grid_cells(datasets=datasets, representations=representations, models=models, seeds=args.seeds,
+                           profile=args.profile, extra=args.extra)
+        git_remote = args.git_remote or str(repo)
+        submission = None
+        if args.collect_only:
+            baseline = git_output(["rev-parse", "HEAD"], repo=repo)
+        else:
+            submission = _submit(args, repo=repo, cells=cells, git_remote=git_remote)
+            baseline = submission.baseline
+            if args.executor == "slurm" and not args.wait:
+                if submission.job_ids:
+                    print(f"grid: submitted SLURM job(s) {', '.join(submission.job_ids)}; logs in "
+                          f"{submission.manifest.log_dir}; collect with --collect-only when they finish", flush=True)
+                    return 0
+        grid = collect_cells(repo=repo, cells=cells, git_remote=git_remote, baseline=baseline,
+                             dvc_remote=args.dvc_remote is not None, datasets=[d for d, _ in datasets],
+                             representations=representations, models=models)
+    except (RuntimeError, ConfigError, DataError, ValueError) as exc:
         print(f"grid: {exc}", file=sys.stderr)
         return 2
-    write_outputs(grid=grid, out_dir=args.repo / args.out)
-    print(f"grid: {len(grid.cells)} cell(s) written to {args.repo / args.out}; "
+    if submission is not None:
+        list_failures(grid, submission)
+    write_outputs(grid=grid, out_dir=repo / args.out)
+    print(f"grid: {len(grid.cells)} cell(s) written to {repo / args.out}; "
           f"{len(grid.failed)} failed, {len(grid.missing)} missing", flush=True)
     return 0 if not grid.failed and not grid.missing else 1
+
+
+def _submit(args: argparse.Namespace, *, repo: Path, cells: list[Cell], git_remote: str) -> Submission:
+    jobs = args.jobs if args.jobs is not None else (0 if args.executor == "slurm" else 1)
+    cpus = args.cpus_per_task or (cores_per_job(cores=available_cpus(), jobs=jobs) if args.executor == "local" else 1)
+    placement = Placement(
+        git_remote=git_remote, cache_dir=args.cache_dir or default_cache_dir(repo), source=str(repo),
+        grid_dir=repo / GRID_DIR, work_root=args.work_root.resolve() if args.work_root else None,
+        cache_type=args.cache_type, dvc_remote=args.dvc_remote, keep_work=args.keep_work,
+    )
+    resources = Resources(jobs=jobs, cpus=cpus, gpus=args.gpus_per_task, sbatch_options=args.sbatch,
+                          ray_address=args.ray_address)
+    shared = None if args.shared_stage in ("", "none") else args.shared_stage
+    submission = submit_grid(repo=repo, cells=cells, executor=args.executor, placement=placement,
+                             resources=resources, shared_stage=shared, force=args.force, wait=args.wait)
+    print(f"grid: {len(cells)} cell(s) at baseline {submission.baseline[:12]}: {len(submission.finished)} already "
+          f"finished at {git_remote} (skipped), {len(submission.pending)} to run with the {args.executor} executor"
+          + (f", {cpus} core(s) each" if submission.pending else ""), flush=True)
+    return submission
 
 
 if __name__ == "__main__":
