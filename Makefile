@@ -36,9 +36,11 @@ test-slow: install
 bench: install
 	$(PY) benchmarks/run_all.py
 
-# make grid MODELS="resnet56 vgg16" REPRESENTATIONS="stft dwt" JOBS=2
+# make grid MODELS="resnet56 vgg16" REPRESENTATIONS="stft dwt" JOBS=2 [EXECUTOR=slurm GRID_ARGS="--wait ..."]
 MODELS ?= alexnet googlenet resnet18 resnet34 resnet56 vgg16
 REPRESENTATIONS ?= stft dwt stft_tonnetz dwt_tonnetz
 JOBS ?= 1
+EXECUTOR ?= local
 grid: install
-	$(PY) -m advaudio.report.grid --models $(MODELS) --representations $(REPRESENTATIONS) --jobs $(JOBS)
+	$(PY) -m advaudio.report.grid --executor $(EXECUTOR) --models $(MODELS) --representations $(REPRESENTATIONS) \
+	  --jobs $(JOBS) $(GRID_ARGS)

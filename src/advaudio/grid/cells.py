@@ -12,11 +12,12 @@ import os
 import re
 from dataclasses import dataclass, field
 
+from advaudio.parallel import CPUS_VARIABLE  # process pools never exceed a cell's cores
+
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # Read by numpy/scipy (BLAS, OpenMP), numba and torch when they start: one value caps every thread pool.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-CPUS_VARIABLE = "ADVAUDIO_CPUS"  # read by advaudio.parallel: process pools never exceed the cell's cores
 
 
 @dataclass(frozen=True)
