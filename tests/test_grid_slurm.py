@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -82,3 +83,24 @@ def test_slurm_grid_runs_skips_finished_cells_and_lists_a_failed_one(tmp_path, c
     assert grid_cli.main(args) == 0
     assert "4 already finished" in capsys.readouterr().out
     assert _jobs_submitted(cluster) == jobs_before + 2
+
+
+def test_the_projects_smoke_grid_runs_on_slurm_from_a_fresh_clone(tmp_path, cluster, capsys):
+    """The real pipeline, every stage, at profile=smoke: a 2 x 1 grid from a clone of this repository's HEAD."""
+    project = Path(__file__).resolve().parents[1]
+    clone = tmp_path / "advaudio"
+    subprocess.run(["git", "clone", "-q", str(project), str(clone)], check=True)
+    args = ["--executor", "slurm", "--wait", "--profile", "smoke", "--models", "resnet56", "vgg16",
+            "--representations", "stft", "--repo", str(clone)]
+    assert grid_cli.main(args) == 0, capsys.readouterr().err
+    tables = json.loads((clone / "reports" / "grid" / "tables.json").read_text())
+    assert set(tables["table3"]["synth"]["stft"]) == {"resnet56", "vgg16"}
+    logs = {p.name: p.read_text() for p in clone.glob("build/grid/*/logs/*.log")}
+    assert "Running stage 'spectrogram'" in logs["prep-synth-stft.log"]
+    for cell in ("synth-stft-resnet56-smoke.log", "synth-stft-vgg16-smoke.log"):
+        assert "Stage 'spectrogram' is cached - skipping run" in logs[cell]
+        assert "Running stage 'tables'" in logs[cell]
+    jobs = _jobs_submitted(cluster)
+    capsys.readouterr()
+    assert grid_cli.main(args) == 0
+    assert "2 already finished" in capsys.readouterr().out and _jobs_submitted(cluster) == jobs
