@@ -15,6 +15,9 @@ tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
 ROOT = Path(__file__).resolve().parents[1]
 OURS = {"advaudio", "_checkout"}  # the package, and stages/_checkout.py imported by the stage scripts
+# Modules of an optional extra (``pip install 'advaudio[ray]'``): allowed only in the files named here, which
+# import them inside a function and turn an ImportError into a message naming the extra.
+OPTIONAL = {"ray": ("ray", {"src/advaudio/grid/processes.py"})}
 
 
 def third_party_imports(files: list[Path], *, root: Path = ROOT) -> dict[str, set[str]]:
@@ -56,8 +59,18 @@ def test_every_third_party_import_is_a_declared_dependency():
     providers = metadata.packages_distributions()
     declared = declared_dependencies(ROOT / "pyproject.toml")
     undeclared = {module: sorted(files) for module, files in third_party_imports(_sources()).items()
-                  if not {_normalised(d) for d in providers.get(module, [])} & declared}
+                  if not {_normalised(d) for d in providers.get(module, [])} & declared
+                  and not (module in OPTIONAL and files <= OPTIONAL[module][1])}
     assert not undeclared, f"imported but not in pyproject.toml's dependencies: {undeclared}"
+
+
+def test_optional_modules_are_declared_extras_and_imported_behind_a_message():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for module, (extra, files) in OPTIONAL.items():
+        assert any(_normalised(re.match(r"[A-Za-z0-9._-]+", r).group()) == _normalised(module) for r in extras[extra])
+        for file in files:
+            text = (ROOT / file).read_text()
+            assert "except ImportError" in text and f"advaudio[{extra}]" in text
 
 
 def test_the_import_reader_sees_function_level_imports_and_skips_the_standard_library(tmp_path):
