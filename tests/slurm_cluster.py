@@ -74,7 +74,10 @@ class Cluster:
                     break
                 time.sleep(0.05)
             else:
-                os.kill(pid, signal.SIGKILL)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass  # it ended between the last check and now
 
 
 def start_cluster(root: Path, *, gpus: int = 0, cpus: int | None = None) -> Cluster:

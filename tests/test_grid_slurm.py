@@ -94,7 +94,8 @@ def test_the_projects_smoke_grid_runs_on_slurm_from_a_fresh_clone(tmp_path, clus
             "--representations", "stft", "--repo", str(clone)]
     assert grid_cli.main(args) == 0, capsys.readouterr().err
     tables = json.loads((clone / "reports" / "grid" / "tables.json").read_text())
-    assert set(tables["table3"]["synth"]["stft"]) == {"resnet56", "vgg16"}
+    assert {e["experiment"] for e in tables["experiments"]} == {"synth-stft-resnet56-smoke", "synth-stft-vgg16-smoke"}
+    assert set(tables["table1"]["synth"]["stft"]) == {"resnet56", "vgg16"}
     logs = {p.name: p.read_text() for p in clone.glob("build/grid/*/logs/*.log")}
     assert "Running stage 'spectrogram'" in logs["prep-synth-stft.log"]
     for cell in ("synth-stft-resnet56-smoke.log", "synth-stft-vgg16-smoke.log"):

@@ -114,3 +114,21 @@ def test_cells_never_print_negative_zero():
     assert layout.format_table1(accuracy_percent=67.83, drop_points=6.89) == "67.83, (06.89)"
     assert layout.format_table2(fooling_rate_percent=-1e-9) == "0.00"
     assert layout.format_table3(eps_ratio=-1e-9) == "0.000"
+
+
+@pytest.mark.slow
+def test_grid_with_a_dvc_remote_shares_the_shared_stage_through_the_remotes_run_cache(tmp_path, capsys):
+    """No shared cache: each task has its own, the prep task pushes the run-cache, the cells pull it."""
+    counter = tmp_path / "features_runs.txt"
+    repo = make_toy_repo(tmp_path, counter=counter)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    storage = tmp_path / "dvc-storage"
+    args = ["--models", "resnet56", "vgg16", "--representations", "stft", "--jobs", "2", "--shared-stage",
+            "features", "--git-remote", str(remote), "--dvc-remote", str(storage), "--repo", str(repo)]
+    assert grid_cli.main(args) == 0, capsys.readouterr().err
+    assert counter.read_text().split() == ["stft"]
+    assert any((storage / "runs").rglob("*")), "the prep task pushed no run-cache"
+    assert not (repo / ".dvc" / "cache").exists() or not any((repo / ".dvc" / "cache").rglob("runs/*"))
+    tables = json.loads((repo / "reports" / "grid" / "tables.json").read_text())
+    assert tables["table3"]["synth"]["stft"] == {"resnet56": 1.25, "vgg16": 1.25}

@@ -6,7 +6,8 @@ local process, a SLURM array task, a Ray task):
 1. clone the baseline commit into the task's work folder, or reuse the folder a preempted run left (its
    ``build/.resume`` states survive, so the stages resume);
 2. point DVC at the shared cache (``cache.shared group``; the run-cache lives there too, so a stage computed by
-   one job is restored by the others) and, when given, at a DVC remote;
+   one job is restored by the others) and, when given, at a DVC remote (then the run-cache travels through it:
+   prep tasks ``dvc push --run-cache``, cells ``dvc exp run --pull``);
 3. give every thread pool the task's cores (``SLURM_CPUS_PER_TASK`` or ``ADVAUDIO_CPUS``);
 4. ``dvc exp run -n <cell name> -S ...`` (a prep task: only up to the shared stage);
 5. push the experiment to the git remote and check that its ref arrived with the same commit (``dvc exp push``
@@ -99,9 +100,10 @@ def configure_dvc(*, manifest: Manifest, work: Path, env: dict[str, str]) -> Non
     """Point the clone's DVC at the shared cache (group-writable, the link type chosen) and the DVC remote;
     all in ``.dvc/config.local``, so the baseline's committed config is untouched."""
     dvc = [manifest.python or sys.executable, "-m", "dvc"]
-    run([*dvc, "cache", "dir", "--local", manifest.cache_dir], cwd=work, env=env)
-    run([*dvc, "config", "--local", "cache.shared", "group"], cwd=work, env=env)
-    run([*dvc, "config", "--local", "core.hardlink_lock", "true"], cwd=work, env=env)  # DVC's advice on NFS
+    if manifest.cache_dir:
+        run([*dvc, "cache", "dir", "--local", manifest.cache_dir], cwd=work, env=env)
+        run([*dvc, "config", "--local", "cache.shared", "group"], cwd=work, env=env)
+        run([*dvc, "config", "--local", "core.hardlink_lock", "true"], cwd=work, env=env)  # DVC's advice on NFS
     if manifest.cache_type:
         run([*dvc, "config", "--local", "cache.type", manifest.cache_type], cwd=work, env=env)
     if manifest.dvc_remote:
@@ -170,6 +172,8 @@ def run_task(manifest: Manifest, task: Task, *, cpus: int) -> None:
     prepare_clone(source=manifest.source, baseline=manifest.baseline, work=work, env=env)
     configure_dvc(manifest=manifest, work=work, env=env)
     run_experiment(manifest=manifest, task=task, work=work, env=env)
+    if task.kind == PREP and manifest.dvc_remote:  # the cells find the shared stages through the remote
+        run([manifest.python or sys.executable, "-m", "dvc", "push", "--run-cache", "-r", "grid"], cwd=work, env=env)
     if task.kind == CELL:
         sha = push_experiment(manifest=manifest, task=task, work=work, env=env)
         say(f"{task.name}: experiment {sha[:12]} is at {manifest.git_remote}")

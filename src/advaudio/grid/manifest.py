@@ -45,7 +45,7 @@ class Manifest:
     baseline: str
     source: str  # a git URL or path holding ``baseline``
     git_remote: str  # where finished experiments are pushed
-    cache_dir: str  # the DVC cache every clone uses (its run-cache included)
+    cache_dir: str | None  # the DVC cache every clone shares (its run-cache included); None: each its own
     work_root: str  # per-task work folders (kept after a failure, so a rerun resumes)
     log_dir: str
     tasks: list[Task]

@@ -27,7 +27,7 @@ class Placement:
     """Where a submission's tasks run and what they share (see :class:`advaudio.grid.manifest.Manifest`)."""
 
     git_remote: str
-    cache_dir: str
+    cache_dir: str | None
     source: str
     grid_dir: Path
     work_root: Path | None = None

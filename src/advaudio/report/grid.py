@@ -154,7 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--git-remote", default=None,
                        help="git remote the experiments are pushed to (default: this repository)")
     where.add_argument("--cache-dir", default=None,
-                       help="DVC cache every task shares (default: this repository's; on a cluster a shared filesystem)")
+                       help="DVC cache every task shares (default: this repository's, or with --dvc-remote each "
+                            "task's own; on a cluster a shared filesystem)")
     where.add_argument("--cache-type", default=None, help="DVC cache.type for the tasks' clones, e.g. symlink")
     where.add_argument("--dvc-remote", default=None,
                        help="a DVC remote: tasks pull inputs (--pull) and push outputs and the run-cache")
@@ -217,7 +218,8 @@ def _submit(args: argparse.Namespace, *, repo: Path, cells: list[Cell], git_remo
     jobs = args.jobs if args.jobs is not None else (0 if args.executor == "slurm" else 1)
     cpus = args.cpus_per_task or (cores_per_job(cores=available_cpus(), jobs=jobs) if args.executor == "local" else 1)
     placement = Placement(
-        git_remote=git_remote, cache_dir=args.cache_dir or default_cache_dir(repo), source=str(repo),
+        git_remote=git_remote, source=str(repo),
+        cache_dir=args.cache_dir or (None if args.dvc_remote else default_cache_dir(repo)),
         grid_dir=repo / GRID_DIR, work_root=args.work_root.resolve() if args.work_root else None,
         cache_type=args.cache_type, dvc_remote=args.dvc_remote, keep_work=args.keep_work,
     )
