@@ -41,6 +41,8 @@ def build_report(
         target_fooling_rate=target, seed=params.seed, train_path=train_path, retrain_path=retrain_path,
         control=read_json(path=control_path), control_path=control_path,
     )
+    examples = read_examples(path=build_dir / "attacks" / "original" / "examples.npz", attacks=summary.attacks)
+    summary.metrics["n_classes"] = float(len(examples["class_names"]))  # chance level, for findings over seeds
     findings = check_findings(metrics=summary.metrics, bound=bound, target_fooling_rate=target)
     write_json(metrics_dir / "summary.json", summary.metrics)
     report = render_report(
@@ -49,7 +51,6 @@ def build_report(
         round_trip=None if round_trip is None else read_json(path=round_trip),
     )
     write_text(reports_dir / "report.md", report)
-    examples = read_examples(path=build_dir / "attacks" / "original" / "examples.npz", attacks=summary.attacks)
     config = " / ".join(
         (layout.dataset_label(params.dataset), layout.representation_label(params.representation),
          layout.model_label(params.model))

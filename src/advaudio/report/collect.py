@@ -11,6 +11,7 @@ from typing import Any, Iterable
 
 from advaudio.errors import DataError
 from advaudio.report import layout
+from advaudio.report.seeds import findings_markdown, findings_over_seeds, mean_metrics
 from advaudio.report.study_values import PUBLISHED_DATASETS
 from advaudio.report.tables import CellKey, TABLES, cell_value, published_cells, render_layout_tables
 
@@ -31,6 +32,12 @@ class ExperimentRecord:
     metrics: dict[str, float]
 
     @property
+    def seed(self) -> int:
+        """The experiment's seed (params.yaml's ``seed``; 0 when absent)."""
+        value = self.params.get("seed", 0)
+        return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+    @property
     def cell(self) -> CellKey:
         """``(dataset, representation, model)`` of this experiment."""
         return (str(self.params.get("dataset")), str(self.params.get("representation")), str(self.params.get("model")))
@@ -48,6 +55,7 @@ class GridTables:
     baselines: dict[CellKey, str] = field(default_factory=dict)  # cell -> its experiment's baseline commit
     failed: dict[CellKey, list[str]] = field(default_factory=dict)
     missing: list[CellKey] = field(default_factory=list)
+    seeds: dict[CellKey, dict[int, dict[str, float]]] = field(default_factory=dict)  # cell -> seed -> summary
 
 
 def records_from_exp_show(data: Any, *, source: str = "dvc exp show --json") -> list[ExperimentRecord]:
@@ -110,7 +118,7 @@ def collect_grid(
     """
     datasets, representations, models = list(datasets), list(representations), list(models)
     wanted = {(d, r, m) for d in datasets for r in representations for m in models}
-    best: dict[CellKey, ExperimentRecord] = {}
+    best: dict[CellKey, dict[int, ExperimentRecord]] = {}
     failed: dict[CellKey, list[str]] = {}
     for rec in records:
         if rec.cell not in wanted:
@@ -119,18 +127,21 @@ def collect_grid(
             if rec.state == "failed":
                 failed.setdefault(rec.cell, []).append(rec.name)
             continue
-        if rec.cell not in best or rec.timestamp > best[rec.cell].timestamp:
-            best[rec.cell] = rec
+        seeds = best.setdefault(rec.cell, {})
+        if rec.seed not in seeds or rec.timestamp > seeds[rec.seed].timestamp:
+            seeds[rec.seed] = rec
     order = [(d, r, m) for d in datasets for r in representations for m in models]
+    per_seed = {k: {s: best[k][s].metrics for s in sorted(best[k])} for k in order if k in best}
     return GridTables(
         datasets=datasets,
         representations=representations,
         models=models,
-        cells={k: best[k].metrics for k in order if k in best},
-        experiments={k: best[k].name for k in order if k in best},
-        baselines={k: best[k].baseline for k in order if k in best},
+        cells={k: mean_metrics(v) for k, v in per_seed.items()},
+        experiments={k: ", ".join(best[k][s].name for s in sorted(best[k])) for k in per_seed},
+        baselines={k: best[k][min(best[k])].baseline for k in per_seed},
         failed={k: v for k, v in failed.items() if k not in best},
         missing=[k for k in order if k not in best and k not in failed],
+        seeds=per_seed,
     )
 
 
@@ -148,9 +159,19 @@ def grid_markdown(grid: GridTables) -> str:
         parts.append(f"- {d} / {r} / {m}: `{name}`" + (f" (baseline commit `{baseline[:7]}`)" if baseline else ""))
     for (d, r, m), names in grid.failed.items():
         listed = ", ".join(f"`{n}`" for n in names)
-        parts.append(f"- {d} / {r} / {m}: **failed** ({listed}; see `dvc queue logs <name>`)")
+        parts.append(f"- {d} / {r} / {m}: **failed** ({listed})")
     for d, r, m in grid.missing:
         parts.append(f"- {d} / {r} / {m}: **missing** (no finished experiment with {SUMMARY_FILE})")
+    several = {k: v for k, v in grid.seeds.items() if len(v) > 1}
+    if several:
+        parts.append("\n## Findings over seeds\n")
+        parts.append("Tables I-III above show the mean over seeds. Each finding: mean ± sd over seeds, how many "
+                     "seeds agree on its direction, and a t-test of the per-seed differences (docs/PROTOCOL.md "
+                     "\"Findings over seeds\").\n")
+        for (d, r, m), summaries in several.items():
+            parts.append(f"**{d} / {r} / {m}** (seeds {', '.join(str(s) for s in summaries)})\n")
+            parts.extend(findings_markdown(findings_over_seeds(summaries)))
+            parts.append("")
     return "\n".join(parts) + "\n"
 
 
@@ -183,6 +204,11 @@ def grid_json(grid: GridTables) -> dict[str, Any]:
         for (d, r, m), names in grid.failed.items()
     ]
     out["missing"] = [{"dataset": d, "representation": r, "model": m} for d, r, m in grid.missing]
+    out["seeds"] = [
+        {"dataset": d, "representation": r, "model": m, "seeds": sorted(summaries),
+         "findings": {k: f.to_json() for k, f in findings_over_seeds(summaries).items()}}
+        for (d, r, m), summaries in grid.seeds.items()
+    ]
     return out
 
 
