@@ -7,6 +7,9 @@ info.json and skipped.csv, as described in docs/ARCHITECTURE.md.
 import argparse
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
+from advaudio.simd import pin_numpy_to_baseline
+
+pin_numpy_to_baseline()  # before numpy is imported: the same bytes on every x86-64 CPU (src/advaudio/simd.py)
 from advaudio.config import load_params
 from advaudio.data.prepare import prepare_audio
 from advaudio.stage_log import run_stage, stage_summary

@@ -11,6 +11,9 @@ rerun after a crash or kill -9 reuses them and computes only the rest, unless an
 import argparse
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
+from advaudio.simd import pin_numpy_to_baseline
+
+pin_numpy_to_baseline()  # before numpy is imported: the same bytes on every x86-64 CPU (src/advaudio/simd.py)
 from advaudio.config import load_params
 from advaudio.features.extract import build_features
 from advaudio.features.shards import CLIPS_PER_SHARD

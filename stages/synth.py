@@ -6,6 +6,9 @@ Deterministic from `seed` and the `synth` params block: the same params give the
 import argparse
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
+from advaudio.simd import pin_numpy_to_baseline
+
+pin_numpy_to_baseline()  # before numpy is imported: the same bytes on every x86-64 CPU (src/advaudio/simd.py)
 from advaudio.config import load_params
 from advaudio.data.synth import write_synth
 from advaudio.stage_log import run_stage, stage_summary
