@@ -26,7 +26,7 @@ from advaudio.errors import DiskFullError
 from advaudio.evaluation.budget import BudgetResult, SearchState
 from advaudio.evaluation.search_state import write_search_state
 from advaudio.features.extract import build_features
-from advaudio.io import allocate_npy, npy_nbytes, npy_output, save_npy, write_text
+from advaudio.io import allocate_npy, npy_nbytes, npy_output, save_npy, write_npy, write_text
 from advaudio.models import build_model
 from advaudio.models.checkpoint import make_config, save_checkpoint
 from advaudio.resume import ResumeFolder
@@ -99,6 +99,7 @@ def _write_npy_output(disk: Path) -> None:
 WRITERS = {  # writer(disk), the file it writes, the bytes it needs (None: not known before writing)
     "save_npy": (lambda d: save_npy(d / "a.npy", np.ones((256, 1024), np.float32)), "a.npy", 128 + 2**20),
     "npy_output": (_write_npy_output, "clips.npy", 128 + 2**21),
+    "write_npy": (lambda d: write_npy(d / "a.npy", np.ones((256, 1024), np.float32)), "a.npy", 128 + 2**20),
     "write_text": (lambda d: write_text(d / "a.csv", "x" * 2**20), "a.csv", 2**20),
     "checkpoint": (_write_checkpoint, "model.pt", "known"),
     "training resume state": (lambda d: _folder(d).save("state.pt", lambda fh: write_training_state(
