@@ -6,12 +6,16 @@ For the study profile (``profiles/study.yaml``: 768 / 1308 x 1568 inputs) it mea
   (5 s) and UrbanSound8K clips (4 s) (from the stored shapes) and as measured on disk for the synth clips run;
 * ``seconds_per_clip``: the spectrogram stage's wall time per clip, per representation;
 * ``peak_rss_mib``: peak RSS of the spectrogram stage, of training (one epoch) and of an attack stage
-  (``attack_original``: 2 victims, one short rung per attack), each run at N and 2N synth clips, and the ratio
-  2N / N (streaming: it should stay near 1);
+  (``attack_original``: 2 victims, one short rung per attack), each run at N and 2N synth clips, and of the
+  augment stage at its own, larger N and 2N (``--augment-clips``: at the others' N its clips would be a few MB),
+  and the ratio 2N / N (streaming: it should stay near 1);
+* ``peak_rss_mib_baseline`` (with ``--baseline``): the augment stage's peak RSS measured the same way, in the same
+  run, with the stages of another checkout (e.g. a clone at the commit before a change);
 * ``plan``: the cost planner's projection (``python -m advaudio.plan``) for ESC-50 and UrbanSound8K at the study
   profile for the benchmarked model, on this machine.
 
     python benchmarks/bench_scale.py [--json build/bench_scale.json] [--clips 8] [--model alexnet]
+                                     [--augment-clips 100] [--baseline CHECKOUT] [--only-augment]
 
 Each stage runs as its own process in a copy of the repository (``stages/*.py``, no DVC); peak RSS is the
 process's and its children's ``ru_maxrss`` (``os.wait4``). Keys: benchmarks/README.md.
@@ -53,8 +57,8 @@ def run_stage(cmd: list[str], *, cwd: Path, env: dict) -> tuple[float, float, st
     return time.perf_counter() - start, usage.ru_maxrss / 1024, out
 
 
-def prepare(work: Path, *, clips_per_class: int, model: str, representation: str) -> dict:
-    copy_repository(work)
+def prepare(work: Path, *, clips_per_class: int, model: str, representation: str, repo: Path = REPO) -> dict:
+    copy_repository(work, repo=repo)
     study = yaml.safe_load((REPO / "profiles" / "study.yaml").read_text())
     profile = dict(study)
     profile.update(
@@ -96,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", type=int, default=8, help="N: synth clips per class at the smaller size")
     parser.add_argument("--model", default="alexnet")
     parser.add_argument("--representation", default="stft_tonnetz", help="the one the RSS runs use")
+    parser.add_argument("--augment-clips", type=int, default=100,
+                        help="N: synth clips per class of the augment stage's RSS runs")
+    parser.add_argument("--baseline", default=None,
+                        help="a checkout (git work tree) whose augment stage is measured too, the same way")
+    parser.add_argument("--only-augment", action="store_true",
+                        help="measure only the augment stage's peak RSS (and the baseline's): minutes, not 15")
     parser.add_argument("--work", default=None, help="scratch folder (default: a temporary one)")
     args = parser.parse_args(argv)
     scratch = Path(args.work or tempfile.mkdtemp(prefix="bench_scale_"))
@@ -107,7 +117,28 @@ def main(argv: list[str] | None = None) -> int:
     raw = merge_overrides(yaml.safe_load((REPO / "params.yaml").read_text()), load_profile("study", profiles_dir=REPO / "profiles"))
     spec = params_from_dict({**raw, "profile": "study"}).spectrogram
     result: dict = {"model": args.model, "clips_per_class": [args.clips, 2 * args.clips],
-                    "stored_bytes_per_clip": {}, "seconds_per_clip": {}, "peak_rss_mib": {}, "peak_rss_ratio": {}}
+                    "augment_clips_per_class": [args.augment_clips, 2 * args.augment_clips],
+                    "stored_bytes_per_clip": {}, "seconds_per_clip": {}, "peak_rss_mib": {"N": {}, "2N": {}},
+                    "peak_rss_ratio": {}}
+    # augment at its own N and 2N, and the baseline checkout's augment the same way
+    checkouts = {"peak_rss_mib": REPO, **({"peak_rss_mib_baseline": Path(args.baseline)} if args.baseline else {})}
+    for key, repo in checkouts.items():
+        for label, clips in (("N", args.augment_clips), ("2N", 2 * args.augment_clips)):
+            work = scratch / f"augment_{key}_{label}"
+            env = prepare(work, clips_per_class=clips, model=args.model, representation=args.representation,
+                          repo=repo)
+            commands = stage_commands(root=repo)
+            for stage in ("validate_params", "synth"):
+                run_stage(commands[stage][1:], cwd=work, env=env)
+            _, rss, _ = run_stage(commands["augment"][1:], cwd=work, env=env)
+            result.setdefault(key, {"N": {}, "2N": {}})[label]["augment"] = rss
+            shutil.rmtree(work, ignore_errors=True)
+    if args.baseline:
+        baseline = result["peak_rss_mib_baseline"]
+        result["peak_rss_ratio_baseline"] = {"augment": baseline["2N"]["augment"] / baseline["N"]["augment"]}
+    if args.only_augment:
+        return finish(result, args)
+
     for dataset, (seconds, rate, dwt_rate) in DATASETS.items():
         result["stored_bytes_per_clip"][dataset] = {
             r: stored_bytes_per_clip(name=r, config=spec, n_samples=int(seconds * rate), sample_rate=rate,
@@ -138,13 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         commands = stage_commands(root=REPO)
         for stage in ("validate_params", "synth", "augment"):
             run_stage(commands[stage][1:], cwd=work, env=env)
-        rss = {}
         for name in ("spectrogram", "train", "victims", "attack@original"):
-            _, rss[name], _ = run_stage(commands[name][1:], cwd=work, env=env)
-        result["peak_rss_mib"][label] = rss
+            _, result["peak_rss_mib"][label][name], _ = run_stage(commands[name][1:], cwd=work, env=env)
         shutil.rmtree(work, ignore_errors=True)
-    for stage in result["peak_rss_mib"]["N"]:
-        result["peak_rss_ratio"][stage] = result["peak_rss_mib"]["2N"][stage] / result["peak_rss_mib"]["N"][stage]
 
     plan_json = scratch / "plan.json"
     subprocess.run([sys.executable, "-m", "advaudio.plan", "--profile", "study", "--datasets", "esc50",
@@ -152,9 +179,18 @@ def main(argv: list[str] | None = None) -> int:
                    cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO / "src")), check=False, capture_output=True)
     if plan_json.is_file():
         result["plan"] = json.loads(plan_json.read_text())
+    return finish(result, args)
+
+
+def finish(result: dict, args: argparse.Namespace) -> int:
+    """Add the 2N / N ratios, write the JSON, print the summary and the verdict."""
+    for stage in result["peak_rss_mib"]["N"]:
+        result["peak_rss_ratio"][stage] = result["peak_rss_mib"]["2N"][stage] / result["peak_rss_mib"]["N"][stage]
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: result[k] for k in ("stored_bytes_per_clip", "peak_rss_mib", "peak_rss_ratio")}, indent=2))
+    shown = ("stored_bytes_per_clip", "peak_rss_mib", "peak_rss_ratio", "peak_rss_mib_baseline",
+             "peak_rss_ratio_baseline")
+    print(json.dumps({k: result[k] for k in shown if k in result}, indent=2))
     ok = all(v <= 1e6 for d in result["stored_bytes_per_clip"].values() for v in d.values()) and \
         all(r <= 1.2 for r in result["peak_rss_ratio"].values())
     print(f"bench_scale: {'within' if ok else 'OUTSIDE'} the targets (<= 1 MB per clip, 2N/N peak RSS <= 1.2)")

@@ -73,11 +73,12 @@ def smoke_profile(*, tiny: bool, max_steps: int, device: str) -> dict:
     return profile
 
 
-def copy_repository(dst: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+def copy_repository(dst: Path, *, repo: Path = REPO) -> None:
+    """Copy the checkout ``repo``'s tracked and unignored files to ``dst``."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=repo,
                            check=True, capture_output=True, text=True).stdout.splitlines()
     for rel in files:
-        src = REPO / rel
+        src = repo / rel
         # not .dvc/: without git the copy is no DVC project, so its stages keep no resume state and the
         # commands are read from dvc.yaml without DVC (advaudio.evaluation.stage_commands)
         if src.is_file() and not rel.startswith(("metrics/", "reports/", ".dvc/")):

@@ -1,7 +1,7 @@
 """Stage `augment`: decode the selected dataset, split it and pitch-shift the training pool.
 
-Reads `dataset` from `dataset_dir` (never modified) and writes build/audio/: clips.npy, index.csv,
-info.json and skipped.csv, as described in docs/ARCHITECTURE.md.
+Reads `dataset` from `dataset_dir` (never modified) and writes build/audio/: clips/ (float16 shards),
+index.csv, info.json and skipped.csv, as described in docs/ARCHITECTURE.md.
 """
 
 import argparse
@@ -16,7 +16,7 @@ from advaudio.stage_log import run_stage, stage_summary
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", required=True, help="the folder to write (clips.npy, index.csv, ...)")
+    parser.add_argument("--out", required=True, help="the folder to write (clips/, index.csv, ...)")
     out = parser.parse_args(argv).out
     # Registry-backed names are validated by validate_params; the dataset name is checked by its registry.
     params = load_params("params.yaml", check_choices=False)

@@ -31,10 +31,10 @@ def test_tone_lands_at_scaled_frequency(scale):
 
 def test_pool_matches_serial(rng):
     audio = rng.uniform(-0.5, 0.5, size=(3, 4000)).astype(np.float32)
-    serial = list(augment_rows(audio=audio, rows=[0, 2], scales=[0.9, 1.0, 1.5], sample_rate=8000, pool=SerialMap()))
+    serial = list(augment_rows(read=audio.__getitem__, rows=[0, 2], scales=[0.9, 1.0, 1.5], sample_rate=8000, pool=SerialMap()))
     assert [(r, s) for r, s, _ in serial] == [(0, 0.9), (2, 0.9), (0, 1.5), (2, 1.5)]  # 1.0 is the original
     with worker_pool(workers=2) as pool:
-        parallel = list(augment_rows(audio=audio, rows=[0, 2], scales=[0.9, 1.0, 1.5], sample_rate=8000, pool=pool))
+        parallel = list(augment_rows(read=audio.__getitem__, rows=[0, 2], scales=[0.9, 1.0, 1.5], sample_rate=8000, pool=pool))
     for (r1, s1, y1), (r2, s2, y2) in zip(serial, parallel, strict=True):
         assert (r1, s1) == (r2, s2)
         np.testing.assert_array_equal(y1, y2)

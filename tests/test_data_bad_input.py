@@ -389,7 +389,7 @@ def test_a_class_only_in_the_test_fold_is_refused(tmp_path, rng):
     params = make_params(dataset="esc50", dataset_dir=str(root), split={"test_fold": 1})
     with pytest.raises(DataError, match=r"class\(es\) \['rain'\] have test clips but no training clip"):
         prepare_audio(params=params, out_dir=tmp_path / "audio")
-    assert not (tmp_path / "audio" / "clips.npy").exists()
+    assert not (tmp_path / "audio" / "clips").exists() and not list((tmp_path / "audio").glob(".clips.*"))
 
 
 # --- a second round of held-out trials ----------------------------------------------------------------

@@ -11,6 +11,7 @@ import soundfile as sf
 from advaudio.config import params_from_dict
 from advaudio.data.datasets import DATASETS, US8K_CLASSES, open_dataset
 from advaudio.data.prepare import prepare_audio
+from advaudio.features.inputs import read_audio_inputs
 from advaudio.errors import ConfigError, DataError
 
 US8K_HEADER = ["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]
@@ -94,9 +95,9 @@ def test_urbansound8k_layout_goes_end_to_end(tmp_path, rng):
 
     out = tmp_path / "audio"
     result = prepare_audio(params=params, out_dir=out)
-    clips = np.load(out / "clips.npy", mmap_mode="r")
     index = read_index(out / "index.csv")
     info = json.loads((out / "info.json").read_text())
+    clips = read_audio_inputs(audio_dir=out).rows(range(len(index)))
     assert clips.dtype == np.float32 and clips.shape == (len(index), 4 * 8000)
     assert np.all(np.isfinite(clips)) and np.all(np.abs(clips).max(axis=1) > 0)
     assert [int(r["row"]) for r in index] == list(range(len(index)))
@@ -121,7 +122,7 @@ def test_esc50_layout_and_clip_length(tmp_path, rng):
     ds = open_dataset(name="esc50", root=root, params=params)
     assert ds.class_names == ("dog", "rain") and ds.clip_seconds == 5.0 and ds.dwt_sample_rate == 16000
     prepare_audio(params=params, out_dir=tmp_path / "audio")
-    assert np.load(tmp_path / "audio" / "clips.npy").shape[1] == 8000
+    assert read_audio_inputs(audio_dir=tmp_path / "audio").clip_samples == 8000
 
 
 def test_missing_metadata_column_names_csv_and_column(tmp_path, rng):

@@ -26,7 +26,7 @@ from advaudio.errors import DiskFullError
 from advaudio.evaluation.budget import BudgetResult, SearchState
 from advaudio.evaluation.search_state import write_search_state
 from advaudio.features.extract import build_features
-from advaudio.io import allocate_npy, npy_nbytes, npy_output, save_npy, write_text
+from advaudio.io import allocate_npy, npy_nbytes, npy_output, save_npy, write_npy, write_text
 from advaudio.models import build_model
 from advaudio.models.checkpoint import make_config, save_checkpoint
 from advaudio.resume import ResumeFolder
@@ -99,6 +99,7 @@ def _write_npy_output(disk: Path) -> None:
 WRITERS = {  # writer(disk), the file it writes, the bytes it needs (None: not known before writing)
     "save_npy": (lambda d: save_npy(d / "a.npy", np.ones((256, 1024), np.float32)), "a.npy", 128 + 2**20),
     "npy_output": (_write_npy_output, "clips.npy", 128 + 2**21),
+    "write_npy": (lambda d: write_npy(d / "a.npy", np.ones((256, 1024), np.float32)), "a.npy", 128 + 2**20),
     "write_text": (lambda d: write_text(d / "a.csv", "x" * 2**20), "a.csv", 2**20),
     "checkpoint": (_write_checkpoint, "model.pt", "known"),
     "training resume state": (lambda d: _folder(d).save("state.pt", lambda fh: write_training_state(
@@ -159,35 +160,49 @@ def _synth_params(tmp_path: Path) -> dict:
 
 
 def test_augment_on_a_full_disk_says_so_instead_of_dying_by_sigbus(tmp_path, small_disk):
-    # 80 decoded clips of 4000 samples (1.3 MB) fit; clips.npy with the pitch-shifted copies (3.3 MB) does not
+    # the float16 shards of 80 clips of 4000 samples and their pitch-shifted copies (1.7 MB) do not fit in 1 MiB
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     for key, value in _synth_params(tmp_path).items():
         raw[key] = {**raw[key], **value} if isinstance(value, dict) else value
     root = tmp_path / "project"
     root.mkdir()
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    disk = small_disk(2 * 2**20)
+    disk = small_disk(2**20)
     (root / "build").symlink_to(disk)
     done = subprocess.run([sys.executable, str(REPO / "stages" / "augment.py"), *stage_args("augment")], cwd=root,
                           capture_output=True,
                           text=True, timeout=300, env=dict(os.environ, ADVAUDIO_NO_TCMALLOC="1"))
     assert done.returncode == 2, (done.returncode, done.stderr[-2000:])  # not -7 (SIGBUS)
     line = done.stderr.strip().splitlines()[-1]
-    assert line.startswith("augment: no space left on build/audio/clips.npy: need "), line
-    numbers = _parsed(line, Path("build/audio/clips.npy"))
-    assert numbers["need"] > numbers["free"] and (numbers["need"] - 128) % (4000 * 4) == 0
+    assert line.startswith("augment: no space left on build/audio/clips: need "), line
+    numbers = _parsed(line, Path("build/audio/clips"))
+    assert numbers["need"] > numbers["free"] and (numbers["need"] - 128) % (4000 * 2) == 0  # one shard
     assert list((disk / "audio").iterdir()) == []  # no output at all, no temporary file, no scratch folder
 
 
 def test_augment_with_too_little_free_space_is_refused_by_name(tmp_path, monkeypatch):
-    monkeypatch.setattr(advaudio.io, "free_bytes", lambda path: 2 * 2**20)  # the decoded clips fit, the rest not
+    monkeypatch.setattr(advaudio.io, "free_bytes", lambda path: 2**20)  # the shards need 1.7 MB
     params = params_from_dict(_synth_params(tmp_path))
     out = tmp_path / "audio"
     with pytest.raises(DiskFullError) as info:
         prepare_audio(params=params, out_dir=out)
-    numbers = _parsed(str(info.value), out / "clips.npy")
-    assert numbers["free"] == 2 * 2**20 < numbers["need"]
+    numbers = _parsed(str(info.value), out / "clips")
+    assert numbers["free"] == 2**20 < numbers["need"]
     assert list(out.iterdir()) == []
+
+
+def test_augment_running_out_of_space_between_shards_leaves_nothing(tmp_path, small_disk, monkeypatch):
+    # the space check before decoding passes (a disk that filled up since, a quota): a shard's write fails
+    params = params_from_dict(_synth_params(tmp_path))
+    disk = small_disk(5 * 2**19)
+    (disk / "old").mkdir()
+    prepare_audio(params=params, out_dir=disk / "old", shard_bytes=16 * 4000 * 2)  # 1.7 MB: 0.9 MB left
+    monkeypatch.setattr(advaudio.io, "free_bytes", lambda path: 10**12)
+    out = disk / "audio"
+    with pytest.raises(DiskFullError) as info:
+        prepare_audio(params=params, out_dir=out, shard_bytes=16 * 4000 * 2)
+    assert str(info.value).startswith(f"no space left on {out / 'clips'}: need "), str(info.value)
+    assert list(out.iterdir()) == []  # no shard, no scratch folder, no index
 
 
 def _audio(tmp_path: Path) -> Path:
@@ -223,8 +238,8 @@ def test_spectrogram_running_out_of_space_midway_names_the_shard(tmp_path, small
 
 
 def test_spectrogram_with_too_little_free_space_is_refused_by_name(tmp_path, monkeypatch):
-    monkeypatch.setattr(advaudio.io, "free_bytes", lambda path: 50_000)
     audio, out = _audio(tmp_path), tmp_path / "features"
+    monkeypatch.setattr(advaudio.io, "free_bytes", lambda path: 50_000)
     with pytest.raises(DiskFullError) as info:
         _features(audio, out)
     numbers = _parsed(str(info.value), tmp_path / ".staging-features")

@@ -57,7 +57,7 @@ def _done(folder: Path, *, split: str, blocks: tuple[str, ...], n: int) -> set[i
 
 @pytest.fixture
 def computed(monkeypatch) -> list[tuple[int, str]]:
-    """(clips.npy row, block) of every block the stage computes, in order."""
+    """(build/audio row, block) of every block the stage computes, in order."""
     calls: list[tuple[int, str]] = []
     real = extract._compute_task
 
@@ -118,7 +118,7 @@ def test_a_run_resumed_after_a_crash_equals_the_uninterrupted_run_and_recomputes
     printed = capsys.readouterr().out
     assert f"resumes with {len(done['train'])}/5 train shards and {len(done['test'])}/2 test shards done" in printed
     assert _files(out) == reference
-    first = {"train": 0, "test": N_TRAIN}  # clips.npy row of each split's first clip
+    first = {"train": 0, "test": N_TRAIN}  # build/audio row of each split's first clip
     expected = [(first[split] + p, b) for split, n in (("train", N_TRAIN), ("test", N_TEST))
                 for p in range(n) if p // CPS not in done[split] for b in blocks]
     assert sorted(computed) == sorted(expected)  # no sample pass, no finished shard again, nothing twice
@@ -258,7 +258,7 @@ def test_the_staged_shards_are_keyed_by_the_stage_inputs_but_the_worker_count(tm
     assert edit_params(n_fft=1024) == ["param:spectrogram"]
     edit_params()
     assert changed_inputs(base, spectrogram_inputs(clips_per_shard=CPS + 1, root=root)) == ["extra:clips_per_shard"]
-    with open(root / "build" / "audio" / "clips.npy", "r+b") as fh:
+    with open(sorted((root / "build" / "audio" / "clips").iterdir())[-1], "r+b") as fh:
         fh.seek(-1, 2)
         last = fh.read(1)
         fh.seek(-1, 2)

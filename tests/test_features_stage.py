@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from advaudio.config import SpectrogramConfig
+from advaudio.data.clip_shards import ClipWriter, storage_info
 from advaudio.errors import ConfigError, DataError
 from advaudio.features.extract import build_features
 from advaudio.features.inputs import INDEX_COLUMNS
@@ -19,9 +20,26 @@ SR = 22050
 CLASSES = ["tone", "noise"]
 
 
+def write_audio_folder(folder: Path, *, clips: list[np.ndarray], rows: list[list], info: dict,
+                       rows_per_shard: int = 4) -> None:
+    """The ``clips/`` shards, index.csv and info.json (``info`` plus its ``storage`` entry) of ``clips``, as the
+    augment stage writes them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    writer = ClipWriter(folder, clip_samples=len(clips[0]), rows_per_shard=rows_per_shard)
+    for y in clips:
+        writer.append(y)
+    n_rows = writer.close()
+    with open(folder / "index.csv", "w", newline="") as fh:
+        csv_writer = csv.writer(fh, lineterminator="\n")
+        csv_writer.writerow(INDEX_COLUMNS)
+        csv_writer.writerows(rows)
+    info = {**info, "storage": storage_info(n_rows=n_rows, rows_per_shard=rows_per_shard)}
+    (folder / "info.json").write_text(json.dumps(info))
+
+
 def write_fake_audio(folder: Path, *, rng: np.random.Generator, n_train: int = 6, n_test: int = 4,
                      seconds: float = 0.5, test_gain: float = 1.0) -> None:
-    """clips.npy / index.csv / info.json as the augment stage writes them (tones and noise)."""
+    """The augment stage's outputs (:func:`write_audio_folder`) of tones and noise."""
     n = int(SR * seconds)
     t = np.arange(n) / SR
     clips, rows = [], []
@@ -31,15 +49,9 @@ def write_fake_audio(folder: Path, *, rng: np.random.Generator, n_train: int = 6
         y = 0.3 * np.sin(2 * np.pi * rng.uniform(200, 2000) * t) if label == 0 else 0.1 * rng.standard_normal(n)
         clips.append(y * (test_gain if split == "test" else 1.0))
         rows.append([i, f"c{i}", f"s{i}", 1 if split == "test" else 2, label, CLASSES[label], 1.0, split])
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "clips.npy", np.asarray(clips, dtype=np.float32))
-    with open(folder / "index.csv", "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(INDEX_COLUMNS)
-        writer.writerows(rows)
     info = {"dataset": "synth", "sample_rate": SR, "clip_samples": n, "class_names": CLASSES,
             "protocol": "official", "test_fold": 1, "n_folds": 2, "dwt_sample_rate": 8000}
-    (folder / "info.json").write_text(json.dumps(info))
+    write_audio_folder(folder, clips=clips, rows=rows, info=info)
 
 
 CONFIG = SpectrogramConfig(height=16, width=12, tonnetz_height=6, dwt_scales=24, dwt_fmin=60.0, workers=1)
@@ -105,8 +117,8 @@ def test_missing_and_inconsistent_inputs_name_the_file(tmp_path, rng):
     with pytest.raises(DataError, match="info.json"):
         build_features(audio_dir=tmp_path / "none", out_dir=tmp_path / "f", representation="stft", config=CONFIG)
     write_fake_audio(tmp_path / "audio", rng=rng)
-    np.save(tmp_path / "audio" / "clips.npy", np.zeros((3, 10), np.float32))
-    with pytest.raises(DataError, match="clips.npy"):
+    np.save(tmp_path / "audio" / "clips" / "clips-00001.npy", np.zeros((3, 10), np.float16))
+    with pytest.raises(DataError, match="clips-00001.npy"):
         build_features(audio_dir=tmp_path / "audio", out_dir=tmp_path / "f", representation="stft", config=CONFIG)
 
 

@@ -1,8 +1,6 @@
 """The stored features format and its readers: native float16 shards, resize at read time, streaming."""
 
-import csv
 import dataclasses
-import json
 
 import numpy as np
 import pytest
@@ -12,7 +10,7 @@ from advaudio.config import PROFILES_DIR, SpectrogramConfig, load_profile, param
 from advaudio.errors import ConfigError, DataError
 from advaudio.features import extract
 from advaudio.features.extract import build_features
-from advaudio.features.inputs import INDEX_COLUMNS
+from advaudio.features.inputs import read_audio_inputs
 from advaudio.features.reader import CACHE_ENV, TensorSplit
 from advaudio.features.representations import REPRESENTATIONS, stored_bytes_per_clip, target_shapes
 from advaudio.features.resize import resize_batch
@@ -20,28 +18,25 @@ from advaudio.features.store import open_features, open_split, read_meta
 from advaudio.models import build_model
 from advaudio.training.fake_features import write_fake_features
 from advaudio.training.loop import fit
+from test_features_stage import write_audio_folder
 
 SR = 22050
 CONFIG = SpectrogramConfig(height=16, width=12, tonnetz_height=6, dwt_scales=24, dwt_fmin=60.0, workers=1)
 
 
 def write_tones(folder, *, freqs, seconds=0.5, rng=None):
-    """clips.npy / index.csv / info.json of pure tones, alternating train and test (label = index % 2)."""
+    """The augment stage's outputs of pure tones, alternating train and test (label = index % 2)."""
     t = np.arange(int(SR * seconds)) / SR
     clips = [0.3 * np.sin(2 * np.pi * f * t) for f in freqs]
     if rng is not None:
         clips = [c + 0.01 * rng.standard_normal(len(t)) for c in clips]
-    folder.mkdir(parents=True, exist_ok=True)
-    np.save(folder / "clips.npy", np.asarray(clips, dtype=np.float32))
-    with open(folder / "index.csv", "w", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(INDEX_COLUMNS)
-        for i in range(len(freqs)):
-            split = "train" if i % 2 == 0 else "test"
-            writer.writerow([i, f"c{i}", f"s{i}", 2 if split == "train" else 1, i % 2, f"k{i % 2}", 1.0, split])
+    rows = []
+    for i in range(len(freqs)):
+        split = "train" if i % 2 == 0 else "test"
+        rows.append([i, f"c{i}", f"s{i}", 2 if split == "train" else 1, i % 2, f"k{i % 2}", 1.0, split])
     info = {"dataset": "synth", "sample_rate": SR, "clip_samples": len(t), "class_names": ["k0", "k1"],
             "protocol": "official", "test_fold": 1, "n_folds": 2, "dwt_sample_rate": 8000}
-    (folder / "info.json").write_text(json.dumps(info))
+    write_audio_folder(folder, clips=clips, rows=rows, info=info)
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +101,7 @@ def test_float16_storage_error_is_below_1e_3_after_resize(tmp_path, rng, represe
     result = build_features(audio_dir=tmp_path / "audio", out_dir=tmp_path / "f", representation=representation,
                             config=CONFIG)
     got = open_features(tmp_path / "f").test.load()
-    rep, clips = REPRESENTATIONS.get(representation), np.load(tmp_path / "audio" / "clips.npy")
+    rep, clips = REPRESENTATIONS.get(representation), read_audio_inputs(audio_dir=tmp_path / "audio").rows(range(6))
     parts = []
     for block, (h, w) in target_shapes(name=representation, config=CONFIG).items():
         prefix = "" if block == "spectrogram" else "tonnetz_"

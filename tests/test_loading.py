@@ -111,7 +111,8 @@ def _examples(tmp_path):
 
 def _clips(tmp_path):
     write_fake_audio(tmp_path / "audio", rng=np.random.default_rng(0), n_train=2, n_test=2, seconds=0.05)
-    return tmp_path / "audio" / "clips.npy", lambda: read_audio_inputs(audio_dir=tmp_path / "audio")
+    inputs = lambda: read_audio_inputs(audio_dir=tmp_path / "audio").rows(range(4))  # noqa: E731
+    return tmp_path / "audio" / "clips" / "clips-00000.npy", inputs
 
 
 def _shard(tmp_path):
@@ -119,7 +120,7 @@ def _shard(tmp_path):
     return tmp_path / "features" / "test" / "spectrogram-00000.npy", lambda: open_features(tmp_path / "features")
 
 
-READERS = {"victims.npz": _victims, "results.npz": _results, "examples.npz": _examples, "clips.npy": _clips,
+READERS = {"victims.npz": _victims, "results.npz": _results, "examples.npz": _examples, "clips shard": _clips,
            "feature shard": _shard}
 
 

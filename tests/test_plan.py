@@ -106,15 +106,15 @@ def test_cell_projection_known_answer():
                    calls=AttackCalls(gradients=10, forwards=20, calibrated=False)).seconds["attack@original"] \
         == pytest.approx(1.576)  # no PIA, no pool
     assert plan.disk_parts == {
-        "audio": 18_345_600,    # 104 clips x 2 s x 22050 Hz = 44100 float32 samples = 176400 bytes each
+        "audio": 9_172_800,     # 104 clips x 2 s x 22050 Hz = 44100 float16 samples = 88200 bytes each
         "features": 104_000,    # 104 clips x 1000 bytes
         "checkpoints": 600,     # model.pt and retrained.pt, each weights + Adam's two moments: 2 x 3 x 100
         # 3 attacks x 8 victims x 64 float32 = 6144 bytes of results per mode, + their resume states while the
         # stage runs; the 2 attack stages planned here: 2 x 2 x 6144
         "attacks": 24_576,
     }
-    assert plan.disk_bytes == 36_949_552  # the workspace and DVC's cache copy: 2 x 18_474_776
-    assert project(cache_links=True).disk_bytes == 18_474_776
+    assert plan.disk_bytes == 18_603_952  # the workspace and DVC's cache copy: 2 x 9_301_976
+    assert project(cache_links=True).disk_bytes == 9_301_976
     # the attack stage holds the 8 victims and two read batches of test clips (the batch being read and the one
     # prefetched), each PIA's pool batch: 4 rounded up to its forward chunk of 32, so (8 + 2 x 32) x 256 bytes =
     # 18432; and results twice (6144 x 2 = 12288). On the CPU, + 4 x 10 bytes of activations and 1000 of base RSS

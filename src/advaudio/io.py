@@ -180,6 +180,20 @@ def save_npy(path: str | Path, array: np.ndarray) -> None:
         out[...] = array
 
 
+def write_npy(path: str | Path, array: np.ndarray) -> None:
+    """Save one C-ordered array in ``.npy`` format with ordinary file writes, atomically, its space checked first.
+
+    Unlike :func:`save_npy` no memory map is involved, so the written pages are never the caller's dirty memory;
+    a full disk is an ordinary ``ENOSPC`` write error here, raised as :class:`DiskFullError`.
+    """
+    array = np.ascontiguousarray(array)
+    with atomic_path(path, need=npy_nbytes(shape=array.shape, dtype=array.dtype)) as tmp:
+        with open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, np.lib.format.header_data_from_array_1_0(array))
+            # not np.lib.format.write_array: its ndarray.tofile reports a full disk as an OSError with no errno
+            fh.write(memoryview(array).cast("B"))
+
+
 def save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """Save several arrays in one compressed ``.npz``, atomically."""
     with atomic_path(path) as tmp:

@@ -7,13 +7,15 @@ at unchanged duration (:func:`librosa.effects.pitch_shift`: phase-vocoder stretc
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import librosa
 import numpy as np
 from tqdm import tqdm
 
 from advaudio.errors import DataError
+
+READ_ROWS = 16  # source rows read at a time (one ordinary read per run of consecutive rows)
 
 
 def semitones(*, scale: float) -> float:
@@ -48,18 +50,20 @@ def _shift_task(task: tuple[np.ndarray, int, float]) -> np.ndarray:
 
 def augment_rows(
     *,
-    audio: np.ndarray,
+    read: Callable[[Sequence[int]], np.ndarray],
     rows: Sequence[int],
     scales: Sequence[float],
     sample_rate: int,
     pool: Any,
 ) -> Iterator[tuple[int, float, np.ndarray]]:
-    """Pitch-shift ``audio[rows]`` at every scale, in order (scale-major, then row).
+    """Pitch-shift the clips ``rows`` at every scale, in order (scale-major, then row).
 
     Parameters
     ----------
-    audio : np.ndarray
-        ``(N, L)`` clips (a memmap is fine).
+    read : callable
+        ``read(indices)`` -> float32 ``(len(indices), L)``: the clips of those rows (e.g.
+        :meth:`~advaudio.data.clip_shards.ClipWriter.rows`, or ``audio.__getitem__`` of an array). It is called
+        for :data:`READ_ROWS` rows at a time, as the pool asks for work (from the pool's task-feeding thread).
     rows : sequence of int
         The training-pool rows to augment; test rows must not be passed.
     scales : sequence of float
@@ -73,7 +77,14 @@ def augment_rows(
         The source row, the scale and the shifted clip, float32 ``(L,)``.
     """
     jobs = [(r, s) for s in scales if s != 1.0 for r in rows]
-    tasks = ((np.asarray(audio[r]), sample_rate, s) for r, s in jobs)
-    results = pool.imap(_shift_task, tasks, chunksize=4)
+
+    def tasks() -> Iterator[tuple[np.ndarray, int, float]]:
+        for start in range(0, len(jobs), READ_ROWS):
+            block = jobs[start : start + READ_ROWS]
+            audio = read([r for r, _ in block])
+            for (_, s), y in zip(block, audio):
+                yield y, sample_rate, s
+
+    results = pool.imap(_shift_task, tasks(), chunksize=4)
     for (r, s), shifted in zip(jobs, tqdm(results, total=len(jobs), desc="pitch shift", unit="clip", disable=None)):
         yield r, s, shifted

@@ -1,4 +1,4 @@
-"""Decode a dataset's listed clips into rows of one array, skipping bad files only when asked to.
+"""Decode a dataset's listed clips in order, handing each to a writer, skipping bad files only when asked to.
 
 Only regular files are opened: a FIFO would block the read forever, a device would never end. Each decoded
 clip is hashed, so the same audio listed under two names (two clip ids, two sources) is caught before it
@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -47,10 +47,10 @@ def decode_clips(
     sample_rate: int,
     n_samples: int,
     skip_bad_files: bool,
-    out: np.ndarray,
+    write: Callable[[np.ndarray], None],
     pool: Any,
 ) -> tuple[list[int], list[SkippedFile]]:
-    """Decode ``clips`` in order into consecutive rows of ``out``.
+    """Decode ``clips`` in order, calling ``write`` with each clip kept.
 
     Parameters
     ----------
@@ -60,8 +60,9 @@ def decode_clips(
         Target rate and clip length.
     skip_bad_files : bool
         False: the first bad file raises. True: bad files are skipped and returned.
-    out : np.ndarray
-        ``(>= len(clips), n_samples)`` float32 array (may be a memmap); row k holds the k-th kept clip.
+    write : callable
+        Called with each kept clip, float32 ``(n_samples,)``, in order (e.g.
+        :meth:`~advaudio.data.clip_shards.ClipWriter.append`); the k-th call gets the k-th kept clip.
     pool : object with ``imap``
         From :func:`advaudio.parallel.worker_pool`.
 
@@ -100,7 +101,7 @@ def decode_clips(
                 raise DataError(f"{error} (set -S audio.skip_bad_files=true to skip and report bad files)")
             skipped.append(SkippedFile(path=clips[i].path, reason=error))
             continue
-        out[len(kept)] = y
+        write(y)
         kept.append(i)
     return kept, skipped
 

@@ -1,14 +1,23 @@
 """The ``augment`` stage's work: list, split, decode and pitch-shift a dataset into ``build/audio``.
 
-Outputs (docs/ARCHITECTURE.md): ``clips.npy`` float32 ``(N, L)`` (originals in listing order, then the
-pitch-shifted copies of the training pool, scale by scale), ``index.csv`` (one row per array row),
-``info.json`` and ``skipped.csv`` (bad files skipped under ``audio.skip_bad_files``; header only if none).
+Outputs (docs/ARCHITECTURE.md): ``clips/clips-XXXXX.npy``, float16 shards of the ``(N, L)`` clips
+(:mod:`advaudio.data.clip_shards`: originals in listing order, then the pitch-shifted copies of the training
+pool, scale by scale), ``index.csv`` (one row per clip row), ``info.json`` (with the shard layout) and
+``skipped.csv`` (bad files skipped under ``audio.skip_bad_files``; header only if none).
+
+The clips stream: each is decoded straight into the shards, the training rows are read back from them for the
+pitch shift, and no more than one shard is held in memory, so peak memory does not grow with the dataset. The
+shards are written into a scratch folder inside the output folder and moved into place once all are there;
+the earlier run's outputs are deleted first (``info.json`` first, so an interrupted run leaves a folder that
+the reader refuses), and the index, ``skipped.csv`` and ``info.json`` are written last.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -22,12 +31,13 @@ from advaudio.data.datasets import Clip, Dataset, open_dataset
 from advaudio.data.decode import SkippedFile, decode_clips
 from advaudio.parallel import worker_pool
 from advaudio.data.splits import PAPER_TEST_FOLD, TEST, TRAIN, Assignment, assign_splits, check_no_leakage
-from advaudio.errors import DataError
-from advaudio.io import allocate_npy, npy_output, write_json, write_text
+from advaudio.data.clip_shards import FOLDER, SHARD_BYTES, ClipWriter, rows_per_shard, shards_nbytes, storage_info
+from advaudio.errors import DataError, DiskFullError
+from advaudio.io import check_space, no_space, write_json, write_text
 
 INDEX_COLUMNS = ("row", "clip_id", "source_id", "fold", "label", "category", "augmentation", "split")
 SKIPPED_COLUMNS = ("path", "reason")
-_COPY_CHUNK = 256
+OUTPUTS = ("info.json", "index.csv", "skipped.csv", FOLDER, "clips.npy")  # clips.npy: the unsharded layout's
 
 
 @dataclass(frozen=True)
@@ -42,9 +52,18 @@ class PrepareResult:
     skipped: tuple[SkippedFile, ...]
 
 
-def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
+def prepare_audio(*, params: Params, out_dir: str | Path, shard_bytes: int = SHARD_BYTES) -> PrepareResult:
     """List ``params.dataset`` under ``params.dataset_dir``, split it, decode it and augment the training
-    pool; write ``clips.npy``, ``index.csv``, ``info.json`` and ``skipped.csv`` into ``out_dir``.
+    pool; write the ``clips/`` shards, ``index.csv``, ``info.json`` and ``skipped.csv`` into ``out_dir``.
+
+    Parameters
+    ----------
+    params : Params
+        The validated parameters.
+    out_dir : str or Path
+        The audio folder; the outputs of an earlier run in it are deleted first.
+    shard_bytes : int
+        Target size of a shard (:func:`~advaudio.data.clip_shards.rows_per_shard`).
 
     Raises
     ------
@@ -53,8 +72,9 @@ def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
     DataError
         Malformed metadata, or a bad audio file while ``audio.skip_bad_files`` is false.
     DiskFullError
-        When the decoded or the augmented clips do not fit on ``out_dir``'s disk (their space is reserved
-        before they are written, so a full disk never kills the stage by SIGBUS); nothing is left half-written.
+        Naming ``<out_dir>/clips``, when the shards of every listed clip and its pitch-shifted copies do not fit
+        on ``out_dir``'s disk (checked before decoding) or a shard write runs out of space; nothing is left
+        half-written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -64,40 +84,46 @@ def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
     n_samples = round((params.audio.clip_seconds or ds.clip_seconds) * sample_rate)
     scales = [s for s in params.augment.scales if s != 1.0]
 
-    with worker_pool(workers=params.augment.workers) as pool, tempfile.TemporaryDirectory(
-        prefix=".decode.", dir=out_dir
-    ) as scratch:
-        originals = allocate_npy(Path(scratch) / "originals.npy", shape=(len(ds.clips), n_samples), dtype=np.float32)
-        kept, skipped = decode_clips(
-            clips=ds.clips,
-            sample_rate=sample_rate,
-            n_samples=n_samples,
-            skip_bad_files=params.audio.skip_bad_files,
-            out=originals,
-            pool=pool,
-        )
-        _report_skipped(skipped, path=out_dir / "skipped.csv")  # written with the other outputs, at the end
-        clips = [ds.clips[i] for i in kept]
-        sides = [assignments[i] for i in kept]
-        for side in (TRAIN, TEST):
-            if not any(a.split == side for a in sides):
-                raise DataError(f"{ds.metadata}: no usable clip left in the {side} split")
-        _check_test_classes_are_trained(clips, sides, dataset=ds)
-        train_rows = [k for k, a in enumerate(sides) if a.split == TRAIN]
-        n_rows = len(clips) + len(train_rows) * len(scales)
-        index = [_index_row(k, clips[k], sides[k], 1.0) for k in range(len(clips))]
-        with npy_output(out_dir / "clips.npy", shape=(n_rows, n_samples), dtype=np.float32) as out:
-            for start in range(0, len(clips), _COPY_CHUNK):
-                stop = min(start + _COPY_CHUNK, len(clips))
-                out[start:stop] = originals[start:stop]
-            shifted = augment_rows(
-                audio=originals, rows=train_rows, scales=scales, sample_rate=sample_rate, pool=pool
-            )
-            for row, (k, scale, y) in enumerate(shifted, start=len(clips)):
-                out[row] = y
-                index.append(_index_row(row, clips[k], sides[k], scale))
+    per_shard = rows_per_shard(clip_samples=n_samples, shard_bytes=shard_bytes)
+    for path in [*(out_dir / name for name in OUTPUTS), *out_dir.glob(".clips.*")]:  # .clips.*: a killed run's
+        _remove(path)
+    listed = len(ds.clips) + sum(a.split == TRAIN for a in assignments) * len(scales)
+    need = shards_nbytes(n_rows=listed, clip_samples=n_samples, rows_per_shard=per_shard)
+    check_space(out_dir / FOLDER, need=need)
 
-    check_no_leakage(source_ids=[r[2] for r in index], splits=[r[7] for r in index])
+    try:
+        with worker_pool(workers=params.augment.workers) as pool, tempfile.TemporaryDirectory(
+            prefix=".clips.", dir=out_dir
+        ) as scratch:
+            writer = ClipWriter(scratch, clip_samples=n_samples, rows_per_shard=per_shard)
+            kept, skipped = decode_clips(
+                clips=ds.clips,
+                sample_rate=sample_rate,
+                n_samples=n_samples,
+                skip_bad_files=params.audio.skip_bad_files,
+                write=writer.append,
+                pool=pool,
+            )
+            _report_skipped(skipped, path=out_dir / "skipped.csv")  # written with the other outputs, at the end
+            clips = [ds.clips[i] for i in kept]
+            sides = [assignments[i] for i in kept]
+            for side in (TRAIN, TEST):
+                if not any(a.split == side for a in sides):
+                    raise DataError(f"{ds.metadata}: no usable clip left in the {side} split")
+            _check_test_classes_are_trained(clips, sides, dataset=ds)
+            train_rows = [k for k, a in enumerate(sides) if a.split == TRAIN]
+            index = [_index_row(k, clips[k], sides[k], 1.0) for k in range(len(clips))]
+            shifted = augment_rows(read=writer.rows, rows=train_rows, scales=scales, sample_rate=sample_rate,
+                                   pool=pool)
+            for row, (k, scale, y) in enumerate(shifted, start=len(clips)):
+                writer.append(y)
+                index.append(_index_row(row, clips[k], sides[k], scale))
+            n_rows = writer.close()
+            check_no_leakage(source_ids=[r[2] for r in index], splits=[r[7] for r in index])
+            os.replace(Path(scratch) / FOLDER, out_dir / FOLDER)
+    except DiskFullError:  # named after the output, once the scratch shards are gone
+        raise no_space(out_dir / FOLDER, need=need) from None
+
     write_text(out_dir / "skipped.csv", _csv_text(SKIPPED_COLUMNS, [(str(s.path), s.reason) for s in skipped]))
     write_text(out_dir / "index.csv", _csv_text(INDEX_COLUMNS, index))
     official = params.split.protocol == "official"
@@ -112,6 +138,7 @@ def prepare_audio(*, params: Params, out_dir: str | Path) -> PrepareResult:
             "test_fold": params.split.test_fold if official else PAPER_TEST_FOLD,
             "n_folds": ds.n_folds if official else params.split.cv_folds,
             "dwt_sample_rate": ds.dwt_sample_rate,
+            "storage": storage_info(n_rows=n_rows, rows_per_shard=per_shard),
         },
     )
     n_test = sum(a.split == TEST for a in sides)
@@ -136,6 +163,13 @@ def _check_test_classes_are_trained(clips: list[Clip], sides: list[Assignment], 
             f"{dataset.metadata}: class(es) {names} have test clips but no training clip (every recording of "
             "theirs is in the test fold, or was skipped); choose another split.test_fold or add recordings"
         )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _index_row(row: int, clip: Clip, side: Assignment, scale: float) -> tuple:

@@ -98,15 +98,16 @@ def round_trip_stage(*, params: Params, features: Path, audio: Path, checkpoint:
     return RoundTripRun(metrics=metrics, wavs=wavs)
 
 
-def _victim_clips(*, features: Path, audio: Path, rows: np.ndarray) -> list[np.ndarray]:
-    """The victims' clean waveforms: ``clips.npy`` rows named by the ``row`` column of the features' test.csv."""
+def _victim_clips(*, features: Path, audio: Path, rows: np.ndarray) -> np.ndarray:
+    """The victims' clean waveforms, float64 ``(len(rows), L)``: the ``build/audio`` rows named by the ``row``
+    column of the features' test.csv."""
     with open(features / "test.csv", newline="") as fh:
         index = list(csv.DictReader(fh))
-    clips = read_audio_inputs(audio_dir=audio).clips
+    inputs = read_audio_inputs(audio_dir=audio)
     try:
-        return [np.asarray(clips[int(index[r]["row"])], dtype=np.float64) for r in rows]
+        return inputs.rows([int(index[r]["row"]) for r in rows]).astype(np.float64)
     except (KeyError, ValueError, IndexError):
-        raise DataError(f"{features / 'test.csv'}: its 'row' column does not name rows of {audio / 'clips.npy'}; "
+        raise DataError(f"{features / 'test.csv'}: its 'row' column does not name rows of {audio / 'index.csv'}; "
                         "rerun the spectrogram stage") from None
 
 

@@ -2,7 +2,7 @@
 
 Writes float16 shards (:mod:`advaudio.features.shards`: ``<split>/<block>-XXXXX.npy``, each block at its
 native resolution, scaled to [0, 1] with training-split constants), ``{train,test}.csv`` (the index rows
-of ``index.csv`` for that split, aligned with the shards; ``row`` keeps the clip's row in ``clips.npy``)
+of ``index.csv`` for that split, aligned with the shards; ``row`` keeps the clip's row in ``index.csv``)
 and, last, ``meta.json``; each file atomically. ``meta.json`` is removed first, so a folder left by an
 interrupted run is refused by the reader until a run completes.
 
@@ -27,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from advaudio.config import SpectrogramConfig
+from advaudio.data.clip_shards import ClipShards
 from advaudio.errors import ConfigError, DataError
 from advaudio.features.inputs import SPLITS, AudioInputs, read_audio_inputs, write_index
 from advaudio.features.representations import REPRESENTATIONS, n_rows, target_shapes
@@ -42,8 +43,8 @@ CHUNK = 8  # clips per worker task
 
 @dataclass(frozen=True)
 class _Task:
-    clips_path: str
-    rows: tuple[int, ...]  # rows of clips.npy
+    clips: ClipShards  # read in the worker, a task's rows at a time
+    rows: tuple[int, ...]  # rows of index.csv
     blocks: tuple[tuple[str, ...], ...]  # blocks to compute, per row
     representation: str
     sample_rate: int
@@ -62,11 +63,9 @@ class FeatureResult:
 
 
 def _compute_task(task: _Task) -> list[dict[str, np.ndarray]]:
-    clips = np.load(task.clips_path, mmap_mode="r")
     rep = REPRESENTATIONS.get(task.representation)
     out = []
-    for r, blocks in zip(task.rows, task.blocks):
-        y = np.asarray(clips[r], dtype=np.float32)
+    for y, blocks in zip(task.clips.rows(task.rows), task.blocks):
         out.append({b: rep.compute(b, y=y, sample_rate=task.sample_rate, dwt_sample_rate=task.dwt_sample_rate,
                                    config=task.config) for b in blocks})
     return out
@@ -87,7 +86,7 @@ def build_features(
     Parameters
     ----------
     audio_dir : str or Path
-        The augment stage's folder (``clips.npy``, ``index.csv``, ``info.json``).
+        The augment stage's folder (``clips/`` shards, ``index.csv``, ``info.json``).
     out_dir : str or Path
         Where the shards, ``{train,test}.csv`` and ``meta.json`` go.
     representation : str
@@ -171,14 +170,14 @@ class _FeatureJob:
     """One representation of one audio folder: what to compute for which clips, and the steps that do it."""
 
     inputs: AudioInputs
-    clips_path: Path
+    clips_path: Path  # the shards' folder, for messages
     representation: str
     config: SpectrogramConfig
     clips_per_shard: int
     sample_rate: int
     dwt_sample_rate: int
     shapes: dict[str, tuple[int, int]]  # block -> native (rows, frames)
-    rows: dict[str, np.ndarray]  # split -> rows of clips.npy
+    rows: dict[str, np.ndarray]  # split -> rows of index.csv
     n_clips: dict[str, int]
 
     @classmethod
@@ -193,12 +192,12 @@ class _FeatureJob:
                 f"{audio_dir / 'info.json'}: dataset {info['dataset']!r} but params say {dataset!r}; rerun augment"
             )
         sample_rate, dwt_sample_rate = int(info["sample_rate"]), int(info["dwt_sample_rate"])
-        shapes = rep.native_shapes(n_samples=inputs.clips.shape[1], sample_rate=sample_rate,
+        shapes = rep.native_shapes(n_samples=inputs.clip_samples, sample_rate=sample_rate,
                                    dwt_sample_rate=dwt_sample_rate, config=config)
         rows = {split: inputs.split_rows(split) for split in SPLITS}
         if len(rows["train"]) == 0:
             raise DataError(f"{audio_dir / 'index.csv'}: the training split is empty; cannot fit the scaling")
-        return cls(inputs=inputs, clips_path=audio_dir / "clips.npy", representation=representation, config=config,
+        return cls(inputs=inputs, clips_path=inputs.clips.folder, representation=representation, config=config,
                    clips_per_shard=clips_per_shard, sample_rate=sample_rate, dwt_sample_rate=dwt_sample_rate,
                    shapes=shapes, rows=rows, n_clips={split: len(rows[split]) for split in SPLITS})
 
@@ -279,6 +278,6 @@ class _FeatureJob:
         """Worker tasks of :data:`CHUNK` clips each."""
         for i in range(0, len(positions), CHUNK):
             chunk = positions[i : i + CHUNK]
-            yield _Task(clips_path=str(self.clips_path), rows=tuple(int(self.rows[split][p]) for p in chunk),
+            yield _Task(clips=self.inputs.clips, rows=tuple(int(self.rows[split][p]) for p in chunk),
                         blocks=tuple(wanted[p] for p in chunk), representation=self.representation,
                         sample_rate=self.sample_rate, dwt_sample_rate=self.dwt_sample_rate, config=self.config)

@@ -13,9 +13,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from advaudio.attacks import ATTACKS
 from advaudio.attacks.common import rung_setting
 from advaudio.config import Params
+from advaudio.data.clip_shards import STORAGE_DTYPE
 from advaudio.plan.facts import DatasetFacts
 from advaudio.plan.measure import ClipCosts, ModelCosts
 
@@ -161,7 +164,7 @@ def project_cell(
     plan.peak_device_bytes = (4 * net.weight_bytes + activations + test_reads + 2 * results) if device_is_cuda else 0
     plan.peak_ram_bytes = base_ram_bytes + (0 if device_is_cuda else activations) + test_reads + 2 * results
     plan.disk_parts = {
-        "audio": (facts.n_train_rows + facts.n_test) * facts.clip_samples * FLOAT32,
+        "audio": (facts.n_train_rows + facts.n_test) * facts.clip_samples * np.dtype(STORAGE_DTYPE).itemsize,
         "features": (facts.n_train_rows + facts.n_test) * clip.stored_bytes,
         "checkpoints": 2 * net.weight_bytes * 3,  # model.pt, retrained.pt (+ optimizer state in the resume folder)
         "attacks": len(attack_calls) * results * 2,  # results.npz plus the resume states while a stage runs
