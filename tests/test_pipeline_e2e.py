@@ -21,10 +21,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 TINY = {
     "model": "resnet18",
-    "synth": {"n_classes": 4, "clips_per_class": 24, "clip_seconds": 0.6, "n_folds": 3},
+    # Clean sounds and batches of 16 (12 steps an epoch): 10 epochs on 192 images must beat chance whatever the
+    # last bits of the audio. Noisier sounds in batches of 32 sat at chance (0.25) or reached 0.50 depending on
+    # float16 vs float32 audio storage; this set gave 0.69 (measured).
+    "synth": {"n_classes": 4, "clips_per_class": 24, "clip_seconds": 0.6, "n_folds": 3, "snr_db_min": 20.0,
+              "snr_db_max": 30.0},
     "augment": {"scales": [0.9, 1.15], "workers": 1},
     "spectrogram": {"height": 16, "width": 16, "tonnetz_height": 8, "dwt_scales": 32, "workers": 1},
-    "train": {"epochs": 10, "batch_size": 32, "patience": 10, "lr": 0.003},
+    "train": {"epochs": 10, "batch_size": 16, "patience": 10, "lr": 0.003},
     "fgsm_retrain": {"epochs": 1},
     "attack": {
         "n_victims": 4,
