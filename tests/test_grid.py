@@ -11,7 +11,7 @@ import pytest
 from advaudio.errors import DataError
 from advaudio.grid import cell_run, slurm
 from advaudio.grid.cells import Cell, available_cpus, cores_per_job, grid_cells, thread_environment
-from advaudio.grid.manifest import CELL, PREP, Manifest, Task, read_manifest, write_manifest
+from advaudio.grid.manifest import CELL, PREP, Manifest, read_manifest, write_manifest
 from advaudio.grid.refs import experiment_ref, local_experiment, remote_experiments
 from advaudio.grid.submit import build_tasks, split_finished
 from advaudio.parallel import allowed_workers

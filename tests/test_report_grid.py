@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -105,6 +104,18 @@ def test_grid_runs_a_2x1_grid_end_to_end_and_reuses_the_shared_stage(tmp_path):
     assert tables["table1"]["synth"]["stft"]["vgg16"] == {"accuracy": 0.74, "accuracy_drop": 8.0}
     text = (repo / "reports" / "grid" / "tables.md").read_text()
     assert "| Synth     | STFT" in text and "**78.00, (08.00)**" in text
+    # a later commit (documentation only) is a new baseline: its cells are missing, the old ones stay collectable
+    baseline = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, text=True, capture_output=True,
+                              check=True).stdout.strip()
+    (repo / "NOTES.md").write_text("a note\n")
+    subprocess.run(["git", "add", "NOTES.md"], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "notes"], cwd=repo,
+                   check=True)
+    common = ["--models", "resnet56", "vgg16", "--representations", "stft", "--repo", str(repo), "--collect-only"]
+    assert grid_cli.main(common) == 1
+    assert grid_cli.main([*common, "--baseline", baseline[:10]]) == 0
+    tables = json.loads((repo / "reports" / "grid" / "tables.json").read_text())
+    assert {e["baseline"] for e in tables["experiments"]} == {baseline}
 
 
 def test_cells_never_print_negative_zero():

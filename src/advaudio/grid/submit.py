@@ -68,13 +68,19 @@ def git_output(args: list[str], *, repo: Path) -> str:
     return proc.stdout.strip()
 
 
-def baseline_commit(repo: Path) -> str:
-    """The repository's HEAD commit; warns on stderr when tracked files have uncommitted changes (the cells
-    clone the commit, so they do not see them)."""
-    if git_output(["status", "--porcelain", "--untracked-files=no"], repo=repo):
+def baseline_commit(repo: Path, rev: str | None = None) -> str:
+    """The full commit id of ``rev`` (default: HEAD). For HEAD, warns on stderr when tracked files have
+    uncommitted changes (the cells clone the commit, so they do not see them).
+
+    Raises
+    ------
+    RuntimeError
+        If ``rev`` names no commit of ``repo``.
+    """
+    if rev is None and git_output(["status", "--porcelain", "--untracked-files=no"], repo=repo):
         print("grid: warning: uncommitted changes; the cells run the committed files of HEAD only",
               file=sys.stderr, flush=True)
-    return git_output(["rev-parse", "HEAD"], repo=repo)
+    return git_output(["rev-parse", "--verify", f"{rev or 'HEAD'}^{{commit}}"], repo=repo)
 
 
 def default_cache_dir(repo: Path) -> str:
@@ -106,8 +112,9 @@ def build_tasks(pending: list[Cell], *, shared_stage: str | None) -> list[Task]:
 
 
 def submit_grid(*, repo: Path, cells: list[Cell], executor: str, placement: Placement, resources: Resources,
-                shared_stage: str | None, force: bool = False, wait: bool = True) -> Submission:
-    """Run (or, for SLURM without ``wait``, submit) the grid's unfinished cells.
+                shared_stage: str | None, force: bool = False, wait: bool = True,
+                baseline: str | None = None) -> Submission:
+    """Run (or, for SLURM without ``wait``, submit) the grid's unfinished cells of ``baseline`` (default HEAD).
 
     Raises
     ------
@@ -119,7 +126,7 @@ def submit_grid(*, repo: Path, cells: list[Cell], executor: str, placement: Plac
     if executor not in EXECUTORS:
         raise ValueError(f"executor {executor!r} is not one of {list(EXECUTORS)}")
     repo = repo.resolve()
-    baseline = baseline_commit(repo)
+    baseline = baseline_commit(repo, baseline)
     finished_names = set(remote_experiments(remote=placement.git_remote, baseline=baseline, cwd=repo))
     finished, pending = split_finished(cells, finished_names=finished_names, force=force)
     submission = Submission(baseline=baseline, finished=finished, pending=pending)

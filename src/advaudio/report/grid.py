@@ -34,8 +34,8 @@ from advaudio.config import load_params
 from advaudio.errors import ConfigError, DataError
 from advaudio.grid.cells import Cell, available_cpus, cores_per_job, grid_cells
 from advaudio.grid.refs import remote_experiments
-from advaudio.grid.submit import EXECUTORS, GRID_DIR, Placement, Resources, Submission, default_cache_dir, \
-    git_output, submit_grid
+from advaudio.grid.submit import EXECUTORS, GRID_DIR, Placement, Resources, Submission, baseline_commit, \
+    default_cache_dir, submit_grid
 from advaudio.io import write_json, write_text
 from advaudio.report import layout
 from advaudio.report.collect import GridTables, collect_grid, grid_json, grid_markdown, records_from_exp_show
@@ -80,7 +80,7 @@ def collect_cells(*, repo: Path, cells: list[Cell], git_remote: str, baseline: s
     if present and not same_repository(git_remote, repo):
         run_dvc(["exp", "pull", *([] if dvc_remote else ["--no-cache"]), git_remote, *present], repo=repo,
                 capture=True)
-    shown = run_dvc(["exp", "show", "--json"], repo=repo, capture=True)
+    shown = run_dvc(["exp", "show", "--json", "--rev", baseline], repo=repo, capture=True)
     try:
         data = json.loads(shown.stdout)
     except json.JSONDecodeError as exc:
@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--out", type=Path, default=Path("reports/grid"))
     where.add_argument("--repo", type=Path, default=Path("."))
     where.add_argument("--collect-only", action="store_true", help="only collect finished experiments")
+    where.add_argument("--baseline", default=None, metavar="COMMIT",
+                       help="run or collect the cells of this commit (default: HEAD), e.g. after a commit that "
+                            "changed only documentation; finished cells are found per baseline commit")
     return parser
 
 
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         git_remote = args.git_remote or str(repo)
         submission = None
         if args.collect_only:
-            baseline = git_output(["rev-parse", "HEAD"], repo=repo)
+            baseline = baseline_commit(repo, args.baseline or "HEAD")
         else:
             submission = _submit(args, repo=repo, cells=cells, git_remote=git_remote)
             baseline = submission.baseline
@@ -227,7 +230,8 @@ def _submit(args: argparse.Namespace, *, repo: Path, cells: list[Cell], git_remo
                           ray_address=args.ray_address)
     shared = None if args.shared_stage in ("", "none") else args.shared_stage
     submission = submit_grid(repo=repo, cells=cells, executor=args.executor, placement=placement,
-                             resources=resources, shared_stage=shared, force=args.force, wait=args.wait)
+                             resources=resources, shared_stage=shared, force=args.force, wait=args.wait,
+                             baseline=args.baseline)
     print(f"grid: {len(cells)} cell(s) at baseline {submission.baseline[:12]}: {len(submission.finished)} already "
           f"finished at {git_remote} (skipped), {len(submission.pending)} to run with the {args.executor} executor"
           + (f", {cpus} core(s) each" if submission.pending else ""), flush=True)

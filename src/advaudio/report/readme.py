@@ -1,0 +1,114 @@
+"""``python -m advaudio.report.readme``: write the README's Results block from the committed metrics.
+
+The block between ``<!-- results:start -->`` and ``<!-- results:end -->`` is replaced by tables computed from
+``metrics/summary.json``, ``metrics/attack_<mode>.json`` and ``metrics/roundtrip.json``, so the README states the
+numbers of the run it is committed with and never a number typed by hand. ``--check`` exits 1 when the block
+differs from what the metrics give (a test runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from advaudio.io import write_text
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def _p(value: float) -> str:
+    return "p < 0.001" if value < 0.001 else f"p = {value:.2g}"
+
+
+def results_markdown(metrics_dir: Path) -> str:
+    """The Results block of the README for the run whose metrics are in ``metrics_dir``."""
+    s = _load(metrics_dir / "summary.json")
+    modes = {m: _load(metrics_dir / f"attack_{m}.json")
+             for m in ("original", "original_bounded", "retrained_bounded", "retrained")}
+    attacks = [a for a in modes["original"] if isinstance(modes["original"][a], dict) and "fooling_rate" in
+               modes["original"][a] and a != "mean"]
+    drop = s["accuracy_drop"]
+    lines = [
+        "| | original | retrained | comparison |",
+        "|---|---|---|---|",
+        f"| Table I: clean test accuracy (%) | {100 * s['accuracy']:.1f} [{100 * s['accuracy_ci_low']:.1f}, "
+        f"{100 * s['accuracy_ci_high']:.1f}] | {100 * s['accuracy_retrained']:.1f} "
+        f"[{100 * s['accuracy_retrained_ci_low']:.1f}, {100 * s['accuracy_retrained_ci_high']:.1f}] | "
+        f"drop {drop:.2f} points, {_p(s['accuracy_drop_p'])} |",
+        f"| Table II: FR within the bound, mean of {len(attacks)} attacks (%) | "
+        f"{100 * s['bounded_fooling_rate_original']:.1f} [{100 * s['bounded_fooling_rate_original_ci_low']:.1f}, "
+        f"{100 * s['bounded_fooling_rate_original_ci_high']:.1f}] | {100 * s['bounded_fooling_rate']:.1f} "
+        f"[{100 * s['bounded_fooling_rate_ci_low']:.1f}, {100 * s['bounded_fooling_rate_ci_high']:.1f}] | "
+        f"{_p(s['bounded_fooling_rate_p'])} |",
+    ]
+    if "eps_ratio" in s:
+        lines.append(f"| Table III: ε_r = ε_a / ε_o, mean of {int(s['eps_ratio_n_attacks'])} attacks | | "
+                     f"{s['eps_ratio']:.2f} [{s['eps_ratio_ci_low']:.2f}, {s['eps_ratio_ci_high']:.2f}] | "
+                     f"{int(s['eps_ratio_n_pairs'])} pairs, {_p(s['eps_ratio_p'])} |")
+    lines += ["", "| attack | FR of the search (%), o / a | mean ε, o / a | FR within the bound (%), o / a | "
+              "ε_r paired (pairs, p) |", "|---|---|---|---|---|"]
+    for a in attacks:
+        o, r = modes["original"][a], modes["retrained"][a]
+        ob, rb = modes["original_bounded"][a], modes["retrained_bounded"][a]
+        ratio = (f"{s[f'eps_ratio_{a}']:.2f} ({int(s[f'eps_ratio_{a}_n_pairs'])}, {_p(s[f'eps_ratio_{a}_p'])})"
+                 if f"eps_ratio_{a}" in s else "–")
+        lines.append(f"| {a} | {100 * o['fooling_rate']:.1f} / {100 * r['fooling_rate']:.1f} | "
+                     f"{o['mean_l2']:.3f} / {r['mean_l2']:.3f} | {100 * ob['fr_at_bound']:.1f} / "
+                     f"{100 * rb['fr_at_bound']:.1f} | {ratio} |")
+    words = [
+        "",
+        f"On these numbers FGSM retraining {'lowers' if drop > 0 else 'raises'} clean accuracy by {abs(drop):.1f} "
+        f"points ({_p(s['accuracy_drop_p'])}; the clean-loss control retraining reaches "
+        f"{100 * s['accuracy_control']:.1f} %), the bounded fooling rate goes from "
+        f"{100 * s['bounded_fooling_rate_original']:.1f} % to {100 * s['bounded_fooling_rate']:.1f} % "
+        f"({_p(s['bounded_fooling_rate_p'])})"
+        + (f" and attacks need {s['eps_ratio']:.2f}× larger perturbations ({_p(s['eps_ratio_p'])})"
+           if "eps_ratio" in s else "") + ". This is one seed: read it with the spread over seeds in mind "
+        "(\"Seeds\" above).",
+    ]
+    round_trip = metrics_dir / "roundtrip.json"
+    if round_trip.is_file() and _load(round_trip).get("supported"):
+        rt = _load(round_trip)
+        parts = [f"{a} {100 * rt[a]['fooling_rate']:.1f} % (n {rt[a]['n']}, median SNR {rt[a]['snr_db_median']:.1f} dB)"
+                 for a in attacks if a in rt]
+        words += ["", "**Beyond the study: do the adversarials survive as sound?** Stage `roundtrip` turns each "
+                  "fooled victim's perturbation into a waveform and classifies it again (docs/PROTOCOL.md \"Audio "
+                  "round trip\"; WAVs in `reports/roundtrip/`). Still fooling after the round trip: "
+                  + "; ".join(parts) + "."]
+    return "\n".join([START, *lines, *words, END])
+
+
+def replace_block(text: str, block: str) -> str:
+    """``text`` with its Results block replaced by ``block``. Raises ValueError without both markers."""
+    start, end = text.find(START), text.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"README has no {START} ... {END} block")
+    return text[:start] + block + text[end + len(END):]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m advaudio.report.readme", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--readme", type=Path, default=Path("README.md"))
+    parser.add_argument("--metrics", type=Path, default=Path("metrics"))
+    parser.add_argument("--check", action="store_true", help="exit 1 if the README's block is out of date")
+    args = parser.parse_args(argv)
+    text = args.readme.read_text()
+    new = replace_block(text, results_markdown(args.metrics))
+    if args.check:
+        if new != text:
+            print(f"{args.readme}: the Results block differs from {args.metrics}/; run python -m advaudio.report.readme",
+                  file=sys.stderr)
+            return 1
+        return 0
+    write_text(args.readme, new)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
