@@ -17,24 +17,42 @@ _PROGRAM = '''
 import importlib, os, runpy, signal, sys
 sys.path.insert(0, {stages!r})
 sys.argv = {argv!r}
-_owner = importlib.import_module({module!r})
-for _part in {qualname!r}.split(".")[:-1]:
-    _owner = getattr(_owner, _part)
-_name = {qualname!r}.split(".")[-1]
-_real = getattr(_owner, _name)
-_seen = []
 
-def _killing(*args, **kwargs):
-    out = _real(*args, **kwargs)
-    _key = ({key})
-    if _key is not None:
-        _seen.append(_key)
-        _counted = len(set(_seen)) if {distinct!r} else len(_seen)
-        if _counted >= {after}:
-            os.kill(os.getpid(), signal.SIGKILL)
-    return out
 
-setattr(_owner, _name, _killing)
+def _install():
+    _owner = importlib.import_module({module!r})
+    for _part in {qualname!r}.split(".")[:-1]:
+        _owner = getattr(_owner, _part)
+    _name = {qualname!r}.split(".")[-1]
+    _real = getattr(_owner, _name)
+    _seen = []
+
+    def _killing(*args, **kwargs):
+        out = _real(*args, **kwargs)
+        _key = ({key})
+        if _key is not None:
+            _seen.append(_key)
+            _counted = len(set(_seen)) if {distinct!r} else len(_seen)
+            if _counted >= {after}:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return out
+
+    setattr(_owner, _name, _killing)
+
+
+# The audio stages pin numpy's kernels before anything imports numpy (src/advaudio/simd.py); importing the
+# wrapped module now would import numpy first, so for them the kill point is installed right after the pin.
+if "pin_numpy_to_baseline()" in open(sys.argv[0]).read():
+    import advaudio.simd as _simd
+    _pin = _simd.pin_numpy_to_baseline
+
+    def _pin_then_install():
+        _pin()
+        _install()
+
+    _simd.pin_numpy_to_baseline = _pin_then_install
+else:
+    _install()
 runpy.run_path(sys.argv[0], run_name="__main__")
 '''
 
