@@ -13,6 +13,7 @@ from advaudio.grid import cell_run, slurm
 from advaudio.grid.cells import Cell, available_cpus, cores_per_job, grid_cells, thread_environment
 from advaudio.grid.manifest import CELL, PREP, Manifest, read_manifest, write_manifest
 from advaudio.grid.refs import experiment_ref, local_experiment, remote_experiments
+from advaudio.grid.processes import run_stages
 from advaudio.grid.submit import build_tasks, split_finished
 from advaudio.parallel import allowed_workers
 from advaudio.report import grid as grid_cli
@@ -102,6 +103,26 @@ def test_finished_cells_are_skipped_unless_forced_and_prep_tasks_cover_each_grou
         (PREP, "prep-synth-stft"), (PREP, "prep-synth-dwt"), (CELL, "synth-stft-vgg16"), (CELL, "synth-dwt-resnet56")]
     assert all(t.target == "spectrogram" for t in tasks[:2])
     assert [t.kind for t in build_tasks(pending, shared_stage=None)] == [CELL, CELL]
+
+
+def test_each_seed_and_profile_gets_its_own_prep_task_because_the_data_stages_depend_on_them():
+    cells = _cells(seeds=[0, 1], profile="smoke")
+    assert cells[0].group_name == "synth-stft-s0-smoke"
+    preps = [t.name for t in build_tasks(cells, shared_stage="spectrogram") if t.kind == PREP]
+    assert preps == ["prep-synth-stft-s0-smoke", "prep-synth-stft-s1-smoke", "prep-synth-dwt-s0-smoke",
+                     "prep-synth-dwt-s1-smoke"]
+
+
+def test_a_stage_with_a_failed_task_ends_the_run():
+    ran = []
+
+    def run_stage(stage):
+        ran.append([i for i, _ in stage])
+        return {i: (1 if i == 1 else 0) for i, _ in stage}
+
+    stages = [[(0, Path("a")), (1, Path("b"))], [(2, Path("c"))]]
+    assert run_stages(run_stage, stages) == {0: 0, 1: 1} and ran == [[0, 1]]
+    assert run_stages(lambda stage: {i: 0 for i, _ in stage}, stages) == {0: 0, 1: 0, 2: 0}
 
 
 def test_manifest_round_trips_and_a_bad_one_names_the_file(tmp_path):

@@ -97,7 +97,7 @@ def test_the_projects_smoke_grid_runs_on_slurm_from_a_fresh_clone(tmp_path, clus
     assert {e["experiment"] for e in tables["experiments"]} == {"synth-stft-resnet56-smoke", "synth-stft-vgg16-smoke"}
     assert set(tables["table1"]["synth"]["stft"]) == {"resnet56", "vgg16"}
     logs = {p.name: p.read_text() for p in clone.glob("build/grid/*/logs/*.log")}
-    assert "Running stage 'spectrogram'" in logs["prep-synth-stft.log"]
+    assert "Running stage 'spectrogram'" in logs["prep-synth-stft-smoke.log"]
     for cell in ("synth-stft-resnet56-smoke.log", "synth-stft-vgg16-smoke.log"):
         assert "Stage 'spectrogram' is cached - skipping run" in logs[cell]
         assert "Running stage 'tables'" in logs[cell]

@@ -40,7 +40,15 @@ class Cell:
     @property
     def name(self) -> str:
         """The experiment's name: ``<dataset>-<representation>-<model>[-s<seed>][-<profile>][-x<hash>]``."""
-        parts = [self.dataset, self.representation, self.model]
+        return self._name([self.dataset, self.representation, self.model])
+
+    @property
+    def group_name(self) -> str:
+        """The name of the cells that differ from this one only in the model (they share the audio and features
+        stages, whose inputs are everything but the model): :attr:`name` without the model."""
+        return self._name([self.dataset, self.representation])
+
+    def _name(self, parts: list[str]) -> str:
         if self.seed is not None:
             parts.append(f"s{self.seed}")
         if self.profile is not None:
@@ -51,11 +59,6 @@ class Cell:
         if not _NAME_OK.match(name):
             raise ValueError(f"cell name {name!r} is not a valid experiment name (letters, digits, '.', '_', '-')")
         return name
-
-    @property
-    def group(self) -> tuple[str, str]:
-        """``(dataset, representation)``: the cells of one group share augment and spectrogram."""
-        return (self.dataset, self.representation)
 
     def overrides(self) -> list[str]:
         """The ``key=value`` overrides ``dvc exp run -S`` applies for this cell."""

@@ -3,7 +3,8 @@
 Every executor (local processes, a SLURM job array, Ray tasks) runs the same command for task ``i``:
 ``python -m advaudio.grid.cell_run --manifest <file> --index i``. The manifest holds the baseline commit, where
 to clone it from, the git remote experiments are pushed to, the shared DVC cache, and the tasks: ``prep`` tasks
-(one per (dataset, representation): the shared stages, computed once, restored by the cells from the run-cache)
+(one per group of cells that differ only in the model: the shared stages, computed once, restored by the cells
+from the run-cache)
 or ``cell`` tasks (one experiment each).
 """
 
@@ -32,10 +33,8 @@ class Task:
 
     @property
     def name(self) -> str:
-        """The experiment's name (prep tasks: ``prep-`` and the cell's dataset and representation)."""
-        if self.kind == PREP:
-            return f"prep-{self.cell.dataset}-{self.cell.representation}"
-        return self.cell.name
+        """The experiment's name (prep tasks: ``prep-`` and the cell's :attr:`~Cell.group_name`)."""
+        return f"prep-{self.cell.group_name}" if self.kind == PREP else self.cell.name
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``local`` runs ``jobs`` tasks at a time on this machine and divides its cores between them; ``ray`` runs each
 task as a ``@ray.remote`` task holding ``cpus`` CPUs and ``gpus`` GPUs of a Ray cluster (``pip install
 'advaudio[ray]'``). Both return each task's exit status; the prep tasks run (and must succeed) before the cells
-of their (dataset, representation).
+of their group.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from advaudio.grid.cells import CPUS_VARIABLE
 
@@ -32,22 +33,34 @@ def run_task_process(python: str, manifest: str, index: int, log: str, cpus: int
                               stdout=out, stderr=subprocess.STDOUT, check=False).returncode
 
 
+def run_stages(run_stage: Callable[[list[tuple[int, Path]]], dict[int, int]],
+               stages: list[list[tuple[int, Path]]]) -> dict[int, int]:
+    """Run stage after stage with ``run_stage`` (one stage's ``(index, log)`` pairs -> their exit statuses); a
+    stage with a failed task ends the run (a failed prep task's cells would recompute the shared stage)."""
+    codes: dict[int, int] = {}
+    for stage in stages:
+        codes.update(run_stage(stage))
+        if any(codes[i] != 0 for i, _ in stage):
+            break
+    return codes
+
+
 def run_local(*, python: str, manifest: Path, stages: list[list[tuple[int, Path]]], jobs: int,
               cpus: int) -> dict[int, int]:
     """Run each stage's tasks (``(index, log)`` pairs), ``jobs`` at a time with ``cpus`` cores each, a stage
-    only after the one before it finished; return index -> exit status."""
-    codes: dict[int, int] = {}
+    only after the one before it succeeded; return index -> exit status."""
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for stage in stages:
+        def run_stage(stage: list[tuple[int, Path]]) -> dict[int, int]:
             futures = {i: pool.submit(run_task_process, python, str(manifest), i, str(log), cpus) for i, log in stage}
-            codes.update({i: f.result() for i, f in futures.items()})
-    return codes
+            return {i: f.result() for i, f in futures.items()}
+
+        return run_stages(run_stage, stages)
 
 
 def run_ray(*, python: str, manifest: Path, stages: list[list[tuple[int, Path]]], cpus: int, gpus: float,
             address: str | None = None) -> dict[int, int]:
-    """Run each stage's tasks as Ray tasks (``num_cpus=cpus``, ``num_gpus=gpus``), a stage after the one
-    before it; return index -> exit status.
+    """Run each stage's tasks as Ray tasks (``num_cpus=cpus``, ``num_gpus=gpus``), a stage only after the one
+    before it succeeded; return index -> exit status.
 
     Connects to ``address`` (``auto``: a running cluster) or, when None, starts a local Ray.
 
@@ -65,11 +78,12 @@ def run_ray(*, python: str, manifest: Path, stages: list[list[tuple[int, Path]]]
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_retries=0)(run_task_process)
-        codes: dict[int, int] = {}
-        for stage in stages:
+
+        def run_stage(stage: list[tuple[int, Path]]) -> dict[int, int]:
             refs = {i: remote.remote(python, str(manifest), i, str(log), cpus) for i, log in stage}
-            codes.update({i: int(ray.get(ref)) for i, ref in refs.items()})
-        return codes
+            return {i: int(ray.get(ref)) for i, ref in refs.items()}
+
+        return run_stages(run_stage, stages)
     finally:
         if started:
             ray.shutdown()

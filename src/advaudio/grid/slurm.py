@@ -1,6 +1,6 @@
 """The SLURM executor: the grid's tasks as ``sbatch`` job arrays.
 
-One array runs the prep tasks (one per (dataset, representation)); the cells' array depends on it
+One array runs the prep tasks (one per group of cells that differ only in the model); the cells' array depends on it
 (``--dependency=afterok``, ``--kill-on-invalid-dep=yes``: a failed prep cancels its cells instead of leaving
 them pending forever). Every array task runs :mod:`advaudio.grid.cell_run` on its index of the manifest and
 writes its log to ``<log_dir>/<task name>.log``.

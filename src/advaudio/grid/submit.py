@@ -2,7 +2,8 @@
 
 Every submission starts from the repository's current commit (the baseline): cells whose experiment already
 exists at the git remote are skipped (``force`` recomputes them), the rest become tasks of one manifest
-(:mod:`advaudio.grid.manifest`), a prep task per (dataset, representation) first when a shared stage is named.
+(:mod:`advaudio.grid.manifest`), a prep task per group of cells that differ only in the model first when a shared
+stage is named.
 """
 
 from __future__ import annotations
@@ -100,13 +101,13 @@ def split_finished(cells: list[Cell], *, finished_names: set[str], force: bool) 
 
 
 def build_tasks(pending: list[Cell], *, shared_stage: str | None) -> list[Task]:
-    """One prep task per (dataset, representation) of ``pending`` (when ``shared_stage`` is set), then one
-    task per cell."""
+    """One prep task per group of ``pending`` (cells that differ only in the model; when ``shared_stage`` is
+    set), then one task per cell."""
     tasks: list[Task] = []
     if shared_stage:
-        groups: dict[tuple[str, str], Cell] = {}
+        groups: dict[str, Cell] = {}
         for cell in pending:
-            groups.setdefault(cell.group, cell)
+            groups.setdefault(cell.group_name, cell)
         tasks += [Task(kind=PREP, cell=c, target=shared_stage) for c in groups.values()]
     return tasks + [Task(kind=CELL, cell=c) for c in pending]
 
@@ -150,13 +151,11 @@ def submit_grid(*, repo: Path, cells: list[Cell], executor: str, placement: Plac
         if wait:
             slurm.wait_for_jobs(submission.job_ids)
     elif executor == "local":
-        submission.codes = _run_in_stages(
-            lambda stage: processes.run_local(python=sys.executable, manifest=path, stages=[stage],
-                                              jobs=resources.jobs, cpus=resources.cpus), stages)
+        submission.codes = processes.run_local(python=sys.executable, manifest=path, stages=stages,
+                                               jobs=resources.jobs, cpus=resources.cpus)
     else:
-        submission.codes = _run_in_stages(
-            lambda stage: processes.run_ray(python=sys.executable, manifest=path, stages=[stage], cpus=resources.cpus,
-                                            gpus=resources.gpus, address=resources.ray_address), stages)
+        submission.codes = processes.run_ray(python=sys.executable, manifest=path, stages=stages, cpus=resources.cpus,
+                                             gpus=resources.gpus, address=resources.ray_address)
     return submission
 
 
@@ -165,16 +164,6 @@ def _stages(manifest: Manifest) -> list[list[tuple[int, Path]]]:
     stages = [[(i, manifest.log_path(t)) for i, t in enumerate(manifest.tasks) if t.kind == kind]
               for kind in (PREP, CELL)]
     return [s for s in stages if s]
-
-
-def _run_in_stages(run_stage, stages: list[list[tuple[int, Path]]]) -> dict[int, int]:
-    """Run stage after stage; a failed prep task stops there (its cells would recompute the shared stage)."""
-    codes: dict[int, int] = {}
-    for stage in stages:
-        codes.update(run_stage(stage))
-        if any(codes[i] != 0 for i, _ in stage):
-            break
-    return codes
 
 
 def _submit_slurm(manifest: Manifest, path: Path, stages: list[list[tuple[int, Path]]], resources: Resources,

@@ -10,8 +10,8 @@ Each cell (dataset, representation, model[, seed]) is one experiment with a dete
 (``synth-stft-resnet56-smoke``). Its task clones HEAD into a work folder, points DVC at the shared cache, runs
 ``dvc exp run -n <name> -S ...`` and pushes the experiment to the git remote (default: this repository), where
 the collector finds it (:mod:`advaudio.grid.cell_run`). Cells already at the remote are skipped, so a
-resubmission runs only what is missing; ``--force`` recomputes. A prep task per (dataset, representation)
-computes the shared stages (audio, features) once; the cells restore them from DVC's run-cache.
+resubmission runs only what is missing; ``--force`` recomputes. A prep task per group of cells that differ only
+in the model computes the shared stages (audio, features) once; the cells restore them from DVC's run-cache.
 
 Executors: ``local`` (``--jobs`` tasks at once on this machine, its cores divided between them), ``slurm`` (one
 ``sbatch`` job array for the prep tasks and one for the cells, ``--dependency=afterok``; ``--wait`` blocks and
@@ -33,6 +33,7 @@ from pathlib import Path
 from advaudio.config import load_params
 from advaudio.errors import ConfigError, DataError
 from advaudio.grid.cells import Cell, available_cpus, cores_per_job, grid_cells
+from advaudio.grid.manifest import CELL
 from advaudio.grid.refs import remote_experiments
 from advaudio.grid.submit import EXECUTORS, GRID_DIR, Placement, Resources, Submission, baseline_commit, \
     default_cache_dir, submit_grid
@@ -94,7 +95,7 @@ def list_failures(grid: GridTables, submission: Submission) -> None:
     each with its log; print them."""
     if submission.manifest is None:
         return
-    logs = {t.cell.name: submission.manifest.log_path(t) for t in submission.manifest.tasks if t.kind == "cell"}
+    logs = {t.cell.name: submission.manifest.log_path(t) for t in submission.manifest.tasks if t.kind == CELL}
     ran = {(c.dataset, c.representation, c.model): c.name for c in submission.pending}
     for key in list(grid.missing):
         if key in ran:
@@ -148,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--ray-address", default=None, help="ray: a running cluster (auto) instead of a local Ray")
     run.add_argument("--force", action="store_true", help="recompute cells already finished at the git remote")
     run.add_argument("--shared-stage", default="spectrogram",
-                     help="the last stage the cells of one (dataset, representation) share, computed once per "
+                     help="the last stage the cells that differ only in the model share, computed once per "
                           "group by a prep task ('none': no prep tasks)")
     where = parser.add_argument_group("where results go")
     where.add_argument("--git-remote", default=None,
