@@ -24,3 +24,14 @@ def test_a_readme_without_the_markers_is_refused_and_a_stale_block_is_found(tmp_
     assert readme.main(["--readme", str(stale), "--metrics", str(ROOT / "metrics")]) == 0
     text = stale.read_text()
     assert text.startswith("intro\n") and text.endswith("rest\n") and "99.9" not in text
+
+
+def test_the_sizing_sentence_has_the_closed_form_counts():
+    # p = 0.5, ±6 points: 1.96^2 * 0.25 / 0.0036 = 266.8 -> 267; p = 0.9, ±6: 1.96^2 * 0.09 / 0.0036 = 96.04 -> 97
+    assert readme.clips_for_half_width(0.5, 0.06) == 267 and readme.clips_for_half_width(0.9, 0.06) == 97
+    s = {"accuracy": 0.9, "accuracy_ci_low": 0.8, "accuracy_ci_high": 0.95, "n_test": 80.0,
+         "bounded_fooling_rate_original": 0.5, "bounded_fooling_rate_original_ci_low": 0.35,
+         "bounded_fooling_rate_original_ci_high": 0.65}
+    text = readme.sizing_sentence(s, n_victims=40)
+    assert "80 test clips give accuracy ±7.5 points, 40 victims the mean bounded fooling rate ±15.0" in text
+    assert "about 97 test clips for accuracy and 267 victims for one attack" in text

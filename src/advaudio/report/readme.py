@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -72,6 +73,7 @@ def results_markdown(metrics_dir: Path) -> str:
            if "eps_ratio" in s else "") + ". This is one seed: read it with the spread over seeds in mind "
         "(\"Seeds\" above).",
     ]
+    words += ["", sizing_sentence(s, n_victims=int(modes["original"]["n_victims"]))]
     round_trip = metrics_dir / "roundtrip.json"
     if round_trip.is_file() and _load(round_trip).get("supported"):
         rt = _load(round_trip)
@@ -82,6 +84,23 @@ def results_markdown(metrics_dir: Path) -> str:
                   "round trip\"; WAVs in `reports/roundtrip/`). Still fooling after the round trip: "
                   + "; ".join(parts) + "."]
     return "\n".join([START, *lines, *words, END])
+
+
+def clips_for_half_width(p: float, half_width: float, z: float = 1.96) -> int:
+    """Clips (or victims) for a 95 % interval of ``±half_width`` around a rate ``p`` (normal approximation)."""
+    return math.ceil(z * z * p * (1 - p) / half_width**2)
+
+
+def sizing_sentence(s: dict, *, n_victims: int) -> str:
+    """How well one seed pins accuracy and the bounded fooling rate down, and what ±6 points would take."""
+    acc, fr = s["accuracy"], s["bounded_fooling_rate_original"]
+    acc_hw = 50 * (s["accuracy_ci_high"] - s["accuracy_ci_low"])
+    fr_hw = 50 * (s["bounded_fooling_rate_original_ci_high"] - s["bounded_fooling_rate_original_ci_low"])
+    return (f"One seed pins these down loosely: {int(s['n_test'])} test clips give accuracy ±{acc_hw:.1f} points, "
+            f"{n_victims} victims the mean bounded fooling rate ±{fr_hw:.1f} (half-widths of the 95 % intervals). "
+            f"±6 points would need about {clips_for_half_width(acc, 0.06)} test clips for accuracy and "
+            f"{clips_for_half_width(fr, 0.06)} victims for one attack's fooling rate at these rates (normal "
+            "approximation).")
 
 
 def replace_block(text: str, block: str) -> str:
