@@ -31,10 +31,17 @@ def unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: all sockets stay bound until every port is known (closing each before asking
+    for the next let the OS hand out the same port twice, and slurmctld and slurmd then shared one)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def _munge_answers() -> bool:
@@ -107,11 +114,12 @@ def start_cluster(root: Path, *, gpus: int = 0, cpus: int | None = None) -> Clus
     node = "localhost"
     cpus = cpus or len(os.sched_getaffinity(0))
     gres = f" Gres=gpu:{gpus}" if gpus else ""
+    ctld_port, slurmd_port = _free_ports(2)
     conf = f"""\
 ClusterName=advtest
 SlurmctldHost={socket.gethostname().split('.')[0]}(127.0.0.1)
-SlurmctldPort={_free_port()}
-SlurmdPort={_free_port()}
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
