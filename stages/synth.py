@@ -1,6 +1,6 @@
 """Stage `synth`: write the built-in synthetic dataset (ESC-50 layout) to build/synth.
 
-Deterministic from `seed` and the `synth` params block: the same params give the same bytes.
+Deterministic from `data_seed` and the `synth` params block: the same params give the same bytes.
 """
 
 import argparse
@@ -17,10 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", required=True, help="the folder to write the dataset to")
     out = parser.parse_args(argv).out
-    # Registry-backed names are validated by validate_params; this stage reads only seed and synth.
+    # Registry-backed names are validated by validate_params; this stage reads only data_seed and synth.
     params = load_params("params.yaml", check_choices=False)
     with stage_summary("synth", "clips") as counter:
-        counter.items = write_synth(out_dir=out, config=params.synth, seed=params.seed)
+        counter.items = write_synth(out_dir=out, config=params.synth, seed=params.data_seed)
     return 0
 
 

@@ -69,7 +69,7 @@ def start_stage_killed_after(script: str, args: list[str], *, cwd: Path, module:
     cwd
         The stage's working directory (a project tree with params.yaml).
     module, qualname
-        Where the wrapped function lives (``"advaudio.features.shards"``, ``"save_npy"``; a method as
+        Where the wrapped function lives (``"advaudio.features.shards"``, ``"write_npy"``; a method as
         ``"ResumeStore.save"``). Wrap the attribute the caller looks up at call time.
     key
         A Python expression over ``args`` (the call's positional arguments) giving the call's key, or ``None``

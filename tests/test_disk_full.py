@@ -26,7 +26,7 @@ from advaudio.errors import DiskFullError
 from advaudio.evaluation.budget import BudgetResult, SearchState
 from advaudio.evaluation.search_state import write_search_state
 from advaudio.features.extract import build_features
-from advaudio.io import allocate_npy, npy_nbytes, npy_output, save_npy, write_npy, write_text
+from advaudio.io import npy_nbytes, write_npy, write_text
 from advaudio.models import build_model
 from advaudio.models.checkpoint import make_config, save_checkpoint
 from advaudio.resume import ResumeFolder
@@ -91,14 +91,7 @@ def _write_checkpoint(disk: Path) -> None:
     save_checkpoint(disk / "model.pt", model=model, config=config)
 
 
-def _write_npy_output(disk: Path) -> None:
-    with npy_output(disk / "clips.npy", shape=(512, 1024), dtype=np.float32) as out:
-        out[:] = 1.0  # on a sparse file with no space, this is where the old code died by SIGBUS
-
-
 WRITERS = {  # writer(disk), the file it writes, the bytes it needs (None: not known before writing)
-    "save_npy": (lambda d: save_npy(d / "a.npy", np.ones((256, 1024), np.float32)), "a.npy", 128 + 2**20),
-    "npy_output": (_write_npy_output, "clips.npy", 128 + 2**21),
     "write_npy": (lambda d: write_npy(d / "a.npy", np.ones((256, 1024), np.float32)), "a.npy", 128 + 2**20),
     "write_text": (lambda d: write_text(d / "a.csv", "x" * 2**20), "a.csv", 2**20),
     "checkpoint": (_write_checkpoint, "model.pt", "known"),
@@ -122,34 +115,13 @@ def test_every_writer_on_a_full_disk_names_the_path_and_the_bytes(small_disk, wr
     assert not (disk / name).exists() and _leftovers(disk) == []
 
 
-def test_the_space_is_reserved_not_only_checked(small_disk, monkeypatch):
-    # the free-space check passes (a disk that filled up since, a quota): the reservation itself must fail,
-    # before any page of the sparse file is written
-    disk = small_disk(64 * 1024)
-    monkeypatch.setattr(advaudio.io, "free_bytes", lambda path: 10**12)
-    with pytest.raises(DiskFullError, match=re.escape(f"no space left on {disk / 'x.npy'}: need")):
-        allocate_npy(disk / "x.npy", shape=(1024, 1024), dtype=np.float32)
-    assert list(disk.iterdir()) == []
-
-
 def test_a_faked_full_disk_is_refused_before_a_byte_is_written(tmp_path, monkeypatch):
     monkeypatch.setattr(advaudio.io, "free_bytes", lambda path: 1000)
     path = tmp_path / "a.npy"
     with pytest.raises(DiskFullError) as info:
-        save_npy(path, np.ones(1000, np.float32))
+        write_npy(path, np.ones(1000, np.float32))
     assert str(info.value) == f"no space left on {path}: need {npy_nbytes(shape=(1000,), dtype='float32')} bytes, " \
                               f"1000 free"
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_failed_reservation_is_named_and_leaves_nothing(tmp_path, monkeypatch):
-    def no_space(fd, offset, length):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "posix_fallocate", no_space, raising=False)
-    with pytest.raises(DiskFullError, match=re.escape(f"no space left on {tmp_path / 'clips.npy'}: need ")):
-        with npy_output(tmp_path / "clips.npy", shape=(10, 10), dtype=np.float32):
-            pass
     assert list(tmp_path.iterdir()) == []
 
 

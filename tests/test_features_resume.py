@@ -71,7 +71,7 @@ def computed(monkeypatch) -> list[tuple[int, str]]:
 
 def _crash_after_saves(monkeypatch, saves: int) -> None:
     """Make shard file number ``saves`` (0-based) raise, as a kill right after the ones before it would."""
-    real, count = shards.save_npy, [0]
+    real, count = shards.write_npy, [0]
 
     def save(path, array):
         if count[0] == saves:
@@ -79,7 +79,7 @@ def _crash_after_saves(monkeypatch, saves: int) -> None:
         count[0] += 1
         real(path, array)
 
-    monkeypatch.setattr(shards, "save_npy", save)  # every shard write, staged ones included
+    monkeypatch.setattr(shards, "write_npy", save)  # every shard write, staged ones included
 
 
 @pytest.mark.parametrize("representation, max_samples, saves", [
@@ -305,7 +305,7 @@ def test_kill_9_in_the_middle_of_the_spectrogram_stage_then_rerun_gives_the_unin
     # a shard is complete once its last block (tonnetz) is there: the stage kills itself right after the 5th
     proc = start_stage_killed_after(
         "spectrogram.py", [*stage_args("spectrogram"), "--clips-per-shard", "2"], cwd=broken, module="advaudio.features.shards",
-        qualname="save_npy", after=5,
+        qualname="write_npy", after=5,
         key="str(args[0]) if '.resume' in str(args[0]) and '/train/tonnetz-' in str(args[0]) else None")
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, out

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from advaudio.errors import DataError
 from advaudio.grid import cell_run, slurm
@@ -105,12 +106,22 @@ def test_finished_cells_are_skipped_unless_forced_and_prep_tasks_cover_each_grou
     assert [t.kind for t in build_tasks(pending, shared_stage=None)] == [CELL, CELL]
 
 
-def test_each_seed_and_profile_gets_its_own_prep_task_because_the_data_stages_depend_on_them():
+def test_seeds_share_a_prep_task_and_profiles_do_not_because_only_the_profile_reaches_the_data_stages():
     cells = _cells(seeds=[0, 1], profile="smoke")
-    assert cells[0].group_name == "synth-stft-s0-smoke"
+    assert cells[0].group_name == cells[1].group_name == "synth-stft-smoke"
+    assert [c.name for c in cells[:2]] == ["synth-stft-resnet56-s0-smoke", "synth-stft-resnet56-s1-smoke"]
     preps = [t.name for t in build_tasks(cells, shared_stage="spectrogram") if t.kind == PREP]
-    assert preps == ["prep-synth-stft-s0-smoke", "prep-synth-stft-s1-smoke", "prep-synth-dwt-s0-smoke",
-                     "prep-synth-dwt-s1-smoke"]
+    assert preps == ["prep-synth-stft-smoke", "prep-synth-dwt-smoke"]
+    assert _cells(seeds=[0], profile="study")[0].group_name == "synth-stft-study"
+
+
+def test_the_seed_reaches_no_data_stage_and_data_seed_reaches_them_all():
+    stages = yaml.safe_load((Path(__file__).parents[1] / "dvc.yaml").read_text())["stages"]
+    for name in ("synth", "augment", "spectrogram"):
+        assert "seed" not in stages[name]["params"], name
+    assert "data_seed" in stages["synth"]["params"] and "data_seed" in stages["augment"]["params"]
+    for name in ("train", "victims"):
+        assert "seed" in stages[name]["params"], name
 
 
 def test_a_stage_with_a_failed_task_ends_the_run():

@@ -306,6 +306,7 @@ class Params:
     representation: str = "stft"
     model: str = "resnet56"
     seed: int = 0
+    data_seed: int = 0
     device: str = "auto"
     synth: SynthConfig = field(default_factory=SynthConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
@@ -318,6 +319,7 @@ class Params:
 
     def __post_init__(self) -> None:
         _check_range("seed", self.seed, 0, 2**32 - 1)
+        _check_range("data_seed", self.data_seed, 0, 2**32 - 1)
         if not re.fullmatch(r"auto|cpu|cuda(:[0-9]{1,4})?", self.device):
             raise ConfigError(f"device {self.device!r} is not allowed; choose 'auto', 'cpu' or 'cuda[:N]'")
 

@@ -1,9 +1,9 @@
 """Atomic file writes: write beside the target, then ``os.replace``, so nothing is left half-written.
 
 A write that runs out of disk space raises :class:`~advaudio.errors.DiskFullError` naming the target, the bytes
-it needs (where known) and the bytes free, and leaves nothing behind. Arrays written through a memory map
-(:func:`npy_output`) get their disk blocks reserved first: a page written to a sparse file on a full disk
-kills the process with SIGBUS, with no message at all.
+it needs (where known) and the bytes free, and leaves nothing behind. Arrays are written with ordinary file
+writes, never through a memory map: a page written to a sparse mapped file on a full disk kills the process
+with SIGBUS, with no message at all, and a mapping's written pages count as the writer's dirty memory.
 """
 
 from __future__ import annotations
@@ -109,54 +109,6 @@ def npy_nbytes(*, shape: Sequence[int], dtype: np.dtype | str) -> int:
     return len(header.getvalue()) + math.prod(shape) * dtype.itemsize
 
 
-def allocate_npy(path: str | Path, *, shape: Sequence[int], dtype: np.dtype | str) -> np.memmap:
-    """Create the ``.npy`` file ``path`` for a C-ordered ``(shape, dtype)`` array, reserve its disk blocks
-    (``posix_fallocate``) and return it memory-mapped for writing.
-
-    Raises
-    ------
-    DiskFullError
-        Naming ``path``, the bytes needed and the bytes free, when the file does not fit; it is removed.
-    """
-    path, shape = Path(path), tuple(int(s) for s in shape)
-    size = npy_nbytes(shape=shape, dtype=dtype)
-    check_space(path, need=size)
-    try:
-        out = np.lib.format.open_memmap(path, mode="w+", dtype=np.dtype(dtype), shape=shape)  # sparse so far
-        if hasattr(os, "posix_fallocate"):  # not on macOS: there the free-space check is all
-            fd = os.open(path, os.O_RDWR)
-            try:
-                os.posix_fallocate(fd, 0, size)
-            finally:
-                os.close(fd)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        if exc.errno in _NO_SPACE:
-            raise no_space(path, need=size) from None
-        raise
-    return out
-
-
-@contextmanager
-def npy_output(path: str | Path, *, shape: Sequence[int], dtype: np.dtype | str) -> Iterator[np.memmap]:
-    """Write a new ``.npy`` array at ``path`` through a memory map whose disk blocks are reserved
-    (:func:`allocate_npy`), at a temporary name beside ``path`` that replaces it when the block ends without
-    error (:func:`atomic_path`).
-
-    Raises
-    ------
-    DiskFullError
-        Naming ``path``, the bytes needed and the bytes free, when the file does not fit; nothing is left.
-    """
-    with atomic_path(path) as tmp:
-        try:
-            out = allocate_npy(tmp, shape=shape, dtype=dtype)
-        except DiskFullError:
-            raise no_space(path, need=npy_nbytes(shape=shape, dtype=dtype)) from None
-        yield out
-        out.flush()
-
-
 def write_json(path: str | Path, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically. NaN and infinity are refused (not valid JSON)."""
     write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
@@ -173,18 +125,11 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def save_npy(path: str | Path, array: np.ndarray) -> None:
-    """Save one C-ordered array in ``.npy`` format (memory-mappable), atomically, its disk space reserved first."""
-    array = np.asarray(array)
-    with npy_output(path, shape=array.shape, dtype=array.dtype) as out:
-        out[...] = array
-
-
 def write_npy(path: str | Path, array: np.ndarray) -> None:
     """Save one C-ordered array in ``.npy`` format with ordinary file writes, atomically, its space checked first.
 
-    Unlike :func:`save_npy` no memory map is involved, so the written pages are never the caller's dirty memory;
-    a full disk is an ordinary ``ENOSPC`` write error here, raised as :class:`DiskFullError`.
+    No memory map is involved, so the written pages are never the caller's dirty memory; a full disk is an
+    ordinary ``ENOSPC`` write error, raised as :class:`DiskFullError`.
     """
     array = np.ascontiguousarray(array)
     with atomic_path(path, need=npy_nbytes(shape=array.shape, dtype=array.dtype)) as tmp:

@@ -23,7 +23,6 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from advaudio.config import Params
 from advaudio.data.augment import augment_rows
@@ -79,7 +78,7 @@ def prepare_audio(*, params: Params, out_dir: str | Path, shard_bytes: int = SHA
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = open_dataset(name=params.dataset, root=params.dataset_dir, params=params)
-    assignments = assign_splits(dataset=ds, config=params.split, seed=params.seed)
+    assignments = assign_splits(dataset=ds, config=params.split, seed=params.data_seed)
     sample_rate = params.audio.sample_rate
     n_samples = round((params.audio.clip_seconds or ds.clip_seconds) * sample_rate)
     scales = [s for s in params.augment.scales if s != 1.0]

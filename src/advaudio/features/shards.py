@@ -2,7 +2,7 @@
 
 ``<features>/<split>/<block>-<index:05d>.npy`` holds clips ``[index * clips_per_shard, ...)`` of that split
 and block as float16 ``(n, rows, frames)`` in [0, 1] at the block's native resolution; every shard but the
-last holds ``clips_per_shard`` clips. Each shard is written atomically (:func:`advaudio.io.save_npy`), and
+last holds ``clips_per_shard`` clips. Each shard is written atomically (:func:`advaudio.io.write_npy`), and
 ``meta.json``'s ``storage`` entry (:func:`storage_meta`) describes the layout. Shards are memory-mapped
 when read, so a reader touches only the rows it asks for.
 """
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from advaudio.errors import DataError
-from advaudio.io import npy_nbytes, save_npy
+from advaudio.io import npy_nbytes, write_npy
 from advaudio.loading import open_npy
 
 STORAGE_DTYPE = "float16"
@@ -115,7 +115,7 @@ class SplitWriter:
         for name in self.shapes:
             array = np.stack(self._pending[name])
             self._hash.update(array.tobytes())
-            save_npy(shard_path(self.directory, split=self.split, block=name, index=index), array)
+            write_npy(shard_path(self.directory, split=self.split, block=name, index=index), array)
             self._pending[name] = []
         self._written += n
 

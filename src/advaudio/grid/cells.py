@@ -44,12 +44,13 @@ class Cell:
 
     @property
     def group_name(self) -> str:
-        """The name of the cells that differ from this one only in the model (they share the audio and features
-        stages, whose inputs are everything but the model): :attr:`name` without the model."""
-        return self._name([self.dataset, self.representation])
+        """The name of the cells that differ from this one only in the model or the seed (they share the audio
+        and features stages, whose inputs are everything but those two: ``seed`` drives training, ``data_seed``
+        the data): :attr:`name` without the model and the seed."""
+        return self._name([self.dataset, self.representation], with_seed=False)
 
-    def _name(self, parts: list[str]) -> str:
-        if self.seed is not None:
+    def _name(self, parts: list[str], *, with_seed: bool = True) -> str:
+        if with_seed and self.seed is not None:
             parts.append(f"s{self.seed}")
         if self.profile is not None:
             parts.append(self.profile)

@@ -101,8 +101,8 @@ def split_finished(cells: list[Cell], *, finished_names: set[str], force: bool) 
 
 
 def build_tasks(pending: list[Cell], *, shared_stage: str | None) -> list[Task]:
-    """One prep task per group of ``pending`` (cells that differ only in the model; when ``shared_stage`` is
-    set), then one task per cell."""
+    """One prep task per group of ``pending`` (cells that differ only in the model or the seed,
+    :attr:`Cell.group_name`; when ``shared_stage`` is set), then one task per cell."""
     tasks: list[Task] = []
     if shared_stage:
         groups: dict[str, Cell] = {}
