@@ -18,7 +18,7 @@ from toy_attack_models import D, K, LADDERS, POOL, SHAPE, linear_model, smooth_m
 
 
 def test_registry_holds_the_six_attacks_and_fgsm():
-    assert set(ATTACKS.names()) == {"bim_a", "bim_b", "jsma", "deepfool", "cw", "pia", "fgsm"}
+    assert set(ATTACKS.names()) == {"bim_a", "bim_b", "jsma", "deepfool", "cw", "pia", "fgsm", "apgd_ce", "apgd_dlr"}
     with pytest.raises(ConfigError, match="choose from"):
         ATTACKS.get("jsam")
 
@@ -371,7 +371,7 @@ def test_every_attack_declares_its_call_interface():
                     if p.kind is p.KEYWORD_ONLY and p.name not in ("epsilon", "early_stop")}
         assert set(cls.call_kwargs) == accepted, name
     assert ATTACKS.get("pia").call_kwargs == ("starting_pool", "stats") and ATTACKS.get("pia").black_box
-    assert [n for n in ATTACKS if not ATTACKS.get(n).targeted] == ["deepfool", "fgsm"]
+    assert [n for n in ATTACKS if not ATTACKS.get(n).targeted] == ["apgd_ce", "apgd_dlr", "deepfool", "fgsm"]
 
 
 def test_bounded_rungs_follow_each_attacks_rule():

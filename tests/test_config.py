@@ -62,8 +62,8 @@ def _same(a, b):
 
 #: Defaults that differ from params.yaml on purpose, with the value they hold instead. The per-registry tables are
 #: empty by default, so a partial params dict (tests, benchmarks) gets no model's training overrides and no budget
-#: ladder unless it sets them; the attack stages refuse a missing ladder.
-DELIBERATE_DEFAULTS = {"train.by_model": {}, "attack.ladders": {}}
+#: ladder unless it sets them; the attack stages refuse a missing ladder. So no reference attack (each needs one).
+DELIBERATE_DEFAULTS = {"train.by_model": {}, "attack.ladders": {}, "attack.reference": ()}
 
 
 def test_defaults_match_params_file():

@@ -1,6 +1,7 @@
 """FGSM retraining (Eq. 14): the loss at alpha = 0 and 1, and a measurable robustness gain."""
 
 import copy
+from functools import partial
 
 import foolbox as fb
 import numpy as np
@@ -10,9 +11,11 @@ import torch.nn.functional as F
 
 from advaudio.attacks import ATTACKS
 from advaudio.config import params_from_dict
+from advaudio.errors import ConfigError
 from advaudio.features.store import open_features
 from advaudio.training.fake_features import write_fake_features
-from advaudio.training.fgsm_retrain import craft_fgsm, fgsm_loss, fgsm_retrain, frozen_batchnorm
+from advaudio.training.fgsm_retrain import (craft_fgsm, craft_pgd, crafter, fgsm_retrain, frozen_batchnorm,
+                                           retrain_loss)
 from advaudio.training.run import train_victim
 
 FGSM_KEYS = {"test_accuracy", "clean_test_accuracy", "accuracy_drop_points", "accuracy_drop_relative",
@@ -41,12 +44,12 @@ def test_fgsm_matches_the_closed_form_on_an_opposed_linear_model():
                                       fb.criteria.Misclassification(y), epsilons=eps)
     torch.testing.assert_close(adv, expected, rtol=0, atol=1e-7)
     model.train()
-    clean, _ = fgsm_loss(alpha=1.0, epsilon=eps)(model, x, y)
+    clean, _ = retrain_loss(alpha=1.0, craft=partial(craft_fgsm, epsilon=eps))(model, x, y)
     torch.testing.assert_close(clean, F.cross_entropy(model(x), y))
-    adv_loss, logits = fgsm_loss(alpha=0.0, epsilon=eps)(model, x, y)
+    adv_loss, logits = retrain_loss(alpha=0.0, craft=partial(craft_fgsm, epsilon=eps))(model, x, y)
     torch.testing.assert_close(adv_loss, F.cross_entropy(model(expected), y))
     torch.testing.assert_close(logits, model(expected))
-    half, _ = fgsm_loss(alpha=0.5, epsilon=eps)(model, x, y)
+    half, _ = retrain_loss(alpha=0.5, craft=partial(craft_fgsm, epsilon=eps))(model, x, y)
     torch.testing.assert_close(half, 0.5 * clean + 0.5 * adv_loss)
 
 
@@ -80,7 +83,7 @@ def test_alpha_zero_updates_batchnorm_statistics_from_the_adversarial_batch_only
     (grad,) = torch.autograd.grad(F.cross_entropy(frozen(xg), y), xg)
     x_adv = (x + 0.1 * grad.sign()).clamp(0, 1)
     reference(x_adv)  # the only forward pass the statistics may see
-    loss, _ = fgsm_loss(alpha=0.0, epsilon=0.1)(model, x, y)
+    loss, _ = retrain_loss(alpha=0.0, craft=partial(craft_fgsm, epsilon=0.1))(model, x, y)
     bn, ref_bn = model[1], reference[1]
     assert bn.training and torch.is_grad_enabled() and all(p.requires_grad for p in model.parameters())
     torch.testing.assert_close(bn.running_mean, ref_bn.running_mean)
@@ -171,3 +174,57 @@ def test_control_is_retraining_with_the_clean_loss_only(tmp_path):
     control = weights(0.0, 1.0)
     torch.testing.assert_close(control, weights(1.0, None))  # the override is fgsm_retrain.alpha = 1
     assert not torch.allclose(control, weights(0.0, None))  # and differs from FGSM retraining
+
+
+def test_pgd_with_steps_covering_the_ball_twice_lands_where_fgsm_does_on_a_linear_model():
+    """On the opposed linear model the loss gradient's sign is -sign(w) everywhere, so from any start in the ball,
+    steps adding up to 2 eps reach the ball's corner x - eps sign(w) (then clipped): FGSM's x'."""
+    gen = torch.Generator().manual_seed(3)
+    w = torch.randn(1, 4, 4, generator=gen)
+    model = opposed_linear(w).train()
+    x, y, eps = torch.rand(5, 1, 4, 4, generator=gen), torch.zeros(5, dtype=torch.long), 0.1
+    x[0, 0, 0] = torch.tensor([0.0, 1.0, 0.05, 0.95])
+    torch.manual_seed(0)
+    pgd = craft_pgd(model, x, y, epsilon=eps, steps=8, rel_stepsize=0.25)
+    torch.testing.assert_close(pgd, craft_fgsm(model, x, y, epsilon=eps), rtol=0, atol=1e-6)
+
+
+def test_pgd_starts_at_random_within_the_ball_and_the_seed_fixes_the_start():
+    gen = torch.Generator().manual_seed(4)
+    model = opposed_linear(torch.randn(1, 4, 4, generator=gen))
+    x, y, eps = 0.25 + 0.5 * torch.rand(64, 1, 4, 4, generator=gen), torch.zeros(64, dtype=torch.long), 0.1
+    one_step = partial(craft_pgd, model, x, y, epsilon=eps, steps=1, rel_stepsize=0.01)
+    torch.manual_seed(1)
+    a = one_step()
+    torch.manual_seed(1)
+    b = one_step()
+    torch.manual_seed(2)
+    c = one_step()
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert (a - x).abs().max() <= eps + 1e-6 and (a - x).abs().max() > 0.5 * eps  # the start, not one small step
+    assert a.min() >= 0 and a.max() <= 1
+
+
+def test_crafter_follows_the_method():
+    params = params_from_dict({"fgsm_retrain": {"method": "pgd", "pgd_steps": 8, "pgd_rel_stepsize": 0.25,
+                                                "epsilon": 0.1}})
+    craft = crafter(params.fgsm_retrain)
+    assert craft.func is craft_pgd and craft.keywords == {"epsilon": 0.1, "steps": 8, "rel_stepsize": 0.25}
+    assert crafter(params_from_dict({}).fgsm_retrain).func is craft_fgsm
+
+
+@pytest.mark.parametrize("key, value", [("method", "pgdd"), ("pgd_steps", 0), ("pgd_rel_stepsize", 0.0)])
+def test_bad_pgd_settings_are_refused_by_name(key, value):
+    with pytest.raises(ConfigError, match=f"fgsm_retrain.{key}"):
+        params_from_dict({"fgsm_retrain": {key: value}})
+
+
+def test_pgd_retraining_runs_and_reports_the_same_metrics(tmp_path):
+    features = open_features(write_fake_features(tmp_path, sources_per_class=4, noise=0.25, seed=0))
+    params = params_from_dict({"device": "cpu", "train": {"epochs": 1, "batch_size": 16},
+                               "fgsm_retrain": {"epochs": 1, "method": "pgd", "pgd_steps": 2}})
+    clean = train_victim(params=params, features=features, progress=False)
+    outcome = fgsm_retrain(params=params, features=features, clean_model=clean.model, clean_config=clean.config,
+                           progress=False)
+    assert FGSM_KEYS <= set(outcome.metrics) and outcome.metrics["epochs"] == 1
+    assert outcome.config["params"]["fgsm_retrain"]["method"] == "pgd"

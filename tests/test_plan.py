@@ -24,7 +24,7 @@ LADDERS = {
 
 def params(**over):
     raw = {"synth": {"n_classes": 4, "clips_per_class": 10, "n_folds": 5}, "augment": {"scales": [0.9, 1.1]},
-           "attack": {"attacks": list(LADDERS), "ladders": LADDERS, "n_victims": 8}, **over}
+           "attack": {"attacks": list(LADDERS), "reference": [], "ladders": LADDERS, "n_victims": 8}, **over}
     return params_from_dict(raw)
 
 
@@ -48,6 +48,22 @@ def test_ladder_upper_bound_counts_every_rung_in_full():
     # forwards: bim_b 1 per rung (its last iterate) = 2; deepfool 0; pia 4 steps x (10 samples + 3 lr_tries) = 52;
     # + per rung foolbox's success check and the verifying forward (4 rungs x 2) = 8: 62
     assert (calls.gradients, calls.forwards, calls.calibrated) == (45, 62, False)
+
+
+def test_reference_attacks_count_like_the_others():
+    ladders = {**LADDERS, "apgd_ce": [{"epsilon": 1.0, "steps": 9}]}
+    with_apgd = params(attack={"attacks": list(LADDERS), "reference": ["apgd_ce"], "ladders": ladders})
+    calls = ladder_calls(params=with_apgd, bounded=False, n_classes=4, n_features=64)
+    # APGD: one gradient at the start and one per step (10), one forward for foolbox's success check, plus the
+    # per-rung success check and verifying forward (2)
+    assert (calls.gradients, calls.forwards) == (45 + 10, 62 + 1 + 2)
+    metrics = {"n_victims": 1, "bim_b": {"gradient_calls": 30, "forward_calls": 30, "n_levels": 2},
+               "deepfool": {"gradient_calls": 15, "forward_calls": 15, "n_levels": 1},
+               "pia": {"gradient_calls": 0, "forward_calls": 50, "n_levels": 1},
+               "reference": {"apgd_ce": {"gradient_calls": 10, "forward_calls": 11, "n_levels": 1}}}
+    assert measured_calls(metrics=metrics, params=with_apgd).gradients == 55
+    del metrics["reference"]
+    assert measured_calls(metrics=metrics, params=with_apgd) is None  # a run without APGD: not this configuration
 
 
 def test_calls_of_a_matching_previous_run_are_used_per_victim():

@@ -28,6 +28,7 @@ PROFILES_DIR = "profiles"  # beside params.yaml: profiles/<name>.yaml overrides 
 # Shortest clip a dataset may be cut to: one 2048-sample STFT window at 22.05 kHz is 93 ms, and anything shorter
 # holds too little of an event to classify (ESC-50 clips last 5 s, UrbanSound8K up to 4 s).
 MIN_CLIP_SECONDS = 0.1
+RETRAIN_METHODS = ("fgsm", "pgd")  # fgsm_retrain.method: the study's one-step FGSM, or Madry et al.'s PGD
 
 
 @dataclass(frozen=True)
@@ -240,10 +241,13 @@ class AttackConfig:
     arguments, climbed in order until the fooling rate reaches ``target_fooling_rate``; each rung is checked
     against the attack's constructor by :func:`validate_choices`). ``bound_scaling``
     (``none`` | ``study_rms``) says whether ``bound`` is taken as it is or scaled to the same per-element
-    RMS as at the study's input size (:mod:`advaudio.evaluation.bound`).
+    RMS as at the study's input size (:mod:`advaudio.evaluation.bound`). ``reference`` lists the reference
+    attacks (APGD): run by the same stages, ladders and bound as ``attacks``, checked by the same sanity checks,
+    but left out of the study's tables and means and reported beside them (docs/PROTOCOL.md "Reference attack").
     """
 
     attacks: tuple[str, ...] = ("bim_a", "bim_b", "jsma", "deepfool", "cw", "pia")
+    reference: tuple[str, ...] = ()  # params.yaml lists APGD; programmatic params (tests) opt in
     n_victims: int = 40
     target_fooling_rate: float = 0.9
     bound: float = 3.0
@@ -260,6 +264,11 @@ class AttackConfig:
             raise ConfigError("attack.attacks is empty; list at least one attack")
         if len(set(self.attacks)) != len(self.attacks):
             raise ConfigError(f"attack.attacks has duplicates: {list(self.attacks)}")
+        if len(set(self.reference)) != len(self.reference):
+            raise ConfigError(f"attack.reference has duplicates: {list(self.reference)}")
+        both = sorted(set(self.attacks) & set(self.reference))
+        if both:
+            raise ConfigError(f"attack.reference repeats {both} of attack.attacks; an attack is one or the other")
         _check_range("attack.n_victims", self.n_victims, 1, 1_000_000)
         _check_range("attack.target_fooling_rate", self.target_fooling_rate, 0.0, 1.0, lo_open=True)
         _check_range("attack.bound", self.bound, 1e-9, 1e9)
@@ -277,8 +286,11 @@ class AttackConfig:
 
 @dataclass(frozen=True)
 class FgsmRetrainConfig:
-    """FGSM adversarial retraining, Eq. 14: J' = alpha*J(x) + (1 - alpha)*J(x').
+    """Adversarial retraining, Eq. 14: J' = alpha*J(x) + (1 - alpha)*J(x').
 
+    ``method`` crafts x': ``fgsm`` (the study's one step of size ``epsilon``) or ``pgd`` (Madry et al. 2018:
+    ``pgd_steps`` steps of ``pgd_rel_stepsize * epsilon`` from a uniform random start in the L-infinity ball
+    of radius ``epsilon``, projected back onto it). The block keeps the study's name for either method.
     ``lr_scale`` is the retraining learning rate as a fraction of the model's training rate
     (``train`` with ``train.by_model`` applied), so it suits every optimiser a model is trained with.
     """
@@ -288,12 +300,18 @@ class FgsmRetrainConfig:
     epochs: int = 5
     lr_scale: float = 0.5
     from_scratch: bool = False
+    method: str = "fgsm"
+    pgd_steps: int = 7
+    pgd_rel_stepsize: float = 0.25
 
     def __post_init__(self) -> None:
         _check_range("fgsm_retrain.alpha", self.alpha, 0.0, 1.0)
         _check_range("fgsm_retrain.epsilon", self.epsilon, 0.0, 1.0, lo_open=True)  # 0: no adversarial at all
         _check_range("fgsm_retrain.epochs", self.epochs, 1, 10000)
         _check_range("fgsm_retrain.lr_scale", self.lr_scale, 1e-6, 100.0)
+        _check_choice("fgsm_retrain.method", self.method, list(RETRAIN_METHODS))
+        _check_range("fgsm_retrain.pgd_steps", self.pgd_steps, 1, 1000)
+        _check_range("fgsm_retrain.pgd_rel_stepsize", self.pgd_rel_stepsize, 0.0, 1.0, lo_open=True)
 
 
 @dataclass(frozen=True)
@@ -424,6 +442,8 @@ def validate_choices(params: Params) -> None:
     _check_choice("model", params.model, MODELS.names())
     for i, name in enumerate(params.attack.attacks):
         _check_choice(f"attack.attacks[{i}]", name, ATTACKS.names())
+    for i, name in enumerate(params.attack.reference):
+        _check_choice(f"attack.reference[{i}]", name, ATTACKS.names())
     for name, ladder in params.attack.ladders.items():
         _check_choice("attack.ladders key", name, ATTACKS.names())
         for i, rung in enumerate(ladder):

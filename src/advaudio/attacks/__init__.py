@@ -24,6 +24,6 @@ from advaudio.registry import Registry
 ATTACKS: Registry = Registry("attack")
 
 # Importing the modules fills the registry (decorators run at import time).
-from advaudio.attacks import bim, cw, deepfool, fgsm, jsma, pia  # noqa: E402,F401
+from advaudio.attacks import apgd, bim, cw, deepfool, fgsm, jsma, pia  # noqa: E402,F401
 
 __all__ = ["ATTACKS"]

@@ -87,11 +87,15 @@ class AttackInterface:
         keeps its keys equal to the constructor's parameters.
     epsilon_limit : Limit
         The allowed values of a rung's ``epsilon`` (fixed-epsilon attacks only).
+    reference : bool
+        A reference attack beside the study's (APGD): run and reported like the others, but left out of the
+        study's tables and means over attacks.
     """
 
     targeted: bool
     black_box: bool = False
     seeded: bool = False
+    reference: bool = False
     call_kwargs: tuple[str, ...] = ()
     rung_limits: dict[str, Limit] = {}
     epsilon_limit: Limit = POSITIVE

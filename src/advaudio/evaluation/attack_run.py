@@ -63,7 +63,10 @@ class ModeRun:
 
 def run_mode(*, params: Params, stage: str, paths: AttackPaths, bounded: bool,
              resume: ResumeFolder | None = None) -> ModeRun:
-    """Run every attack of ``params.attack.attacks`` on the victims of ``paths``.
+    """Run every attack of ``params.attack.attacks`` and ``params.attack.reference`` on the victims of ``paths``.
+
+    The metrics hold the study's attacks at the top level with their ``mean``, the reference attacks under
+    ``reference`` (no mean); the sanity checks, curves and ``results.npz`` cover both.
 
     Parameters
     ----------
@@ -86,7 +89,7 @@ def run_mode(*, params: Params, stage: str, paths: AttackPaths, bounded: bool,
         On missing or inconsistent inputs (the message names the file).
     """
     cfg = params.attack
-    missing = [a for a in cfg.attacks if a not in cfg.ladders]
+    missing = [a for a in (*cfg.attacks, *cfg.reference) if a not in cfg.ladders]
     if missing:
         raise ConfigError(f"attack.ladders has no ladder for {missing}")
     device = torch.device(resolve_device(params.device))
@@ -107,7 +110,12 @@ def run_mode(*, params: Params, stage: str, paths: AttackPaths, bounded: bool,
                          bound=bound_l2 if bounded else None, pool=ReaderPool(test, batch_size=batch), resume=resume)
     grid = epsilon_grid(end=curve_end(bounded=bounded, bound_l2=bound_l2, curve_max=cfg.curve_max, bound=cfg.bound),
                         points=cfg.curve_points)
-    metrics = summarise(results, victims=victims, grid=grid, bound_l2=bound_l2, seed=params.seed)
+    metrics = summarise({n: results[n] for n in cfg.attacks}, victims=victims, grid=grid, bound_l2=bound_l2,
+                        seed=params.seed)
+    if cfg.reference:
+        reference = summarise({n: results[n] for n in cfg.reference}, victims=victims, grid=grid,
+                              bound_l2=bound_l2, seed=params.seed)
+        metrics["reference"] = {n: reference[n] for n in cfg.reference}
     sanity = run_sanity_checks(model=model, x=victims.x, labels=victims.labels_on(device), results=results,
                                epsilons=grid, batch_size=batch, bounded=bounded, bound=bound_l2,
                                target_fooling_rate=cfg.target_fooling_rate)
@@ -122,8 +130,9 @@ def run_mode(*, params: Params, stage: str, paths: AttackPaths, bounded: bool,
     for n, r in results.items():
         out[f"{n}_l2"], out[f"{n}_success"] = r.l2, r.success
         out[f"{n}_adv"] = r.adv  # every victim's adversarial (the input where it failed), for re-checking
+    study = {n: results[n] for n in cfg.attacks}
     return ModeRun(metrics=metrics, curves=curves, results=out,
-                   examples=examples(results, victims=victims, n=cfg.n_examples, class_names=meta["class_names"]))
+                   examples=examples(study, victims=victims, n=cfg.n_examples, class_names=meta["class_names"]))
 
 
 @dataclass
@@ -144,11 +153,11 @@ class Victims:
 
 def search_all(*, params: Params, stage: str, model: torch.nn.Module, victims: Victims, batch: int,
                bound: float | None, pool: ReaderPool, resume: ResumeFolder | None) -> dict[str, BudgetResult]:
-    """The budget search of every attack of ``params.attack.attacks``, each resumed from ``resume`` when saved
-    there and saved there after every rung."""
+    """The budget search of every attack of ``params.attack.attacks`` and ``params.attack.reference``, each
+    resumed from ``resume`` when saved there and saved there after every rung."""
     cfg, device = params.attack, victims.x.device
     results: dict[str, BudgetResult] = {}
-    for name in cfg.attacks:
+    for name in (*cfg.attacks, *cfg.reference):
         n_levels = len(cfg.ladders[name])
         saved, on_rung = None, None
         if resume is not None:

@@ -82,7 +82,7 @@ def ladder_calls(*, params: Params, bounded: bool, n_classes: int, n_features: i
     rung of every ladder in full."""
     grads = fwds = 0
     bound = params.attack.bound if bounded else None
-    for name in params.attack.attacks:
+    for name in (*params.attack.attacks, *params.attack.reference):
         cls = ATTACKS.get(name)
         for rung in params.attack.ladders[name]:
             rung = dict(rung)
@@ -101,8 +101,9 @@ def measured_calls(*, metrics: dict[str, Any], params: Params) -> AttackCalls | 
     if not isinstance(n, (int, float)) or n <= 0:
         return None
     grads = fwds = 0.0
-    for name in params.attack.attacks:
-        entry = metrics.get(name)
+    reference = metrics.get("reference") if isinstance(metrics.get("reference"), dict) else {}
+    for name in (*params.attack.attacks, *params.attack.reference):
+        entry = metrics.get(name, reference.get(name))
         if not isinstance(entry, dict) or "forward_calls" not in entry:
             return None
         if int(entry.get("n_levels", -1)) != len(params.attack.ladders[name]):
@@ -160,7 +161,7 @@ def project_cell(
     # the attack stages stream the test split (evaluation/attack_run.py): they hold the victims, the batch
     # being read and the one prefetched, not the split
     test_reads = (victims + 2 * _read_batch(params, batch)) * sample_bytes
-    results = len(params.attack.attacks) * victims * sample_bytes
+    results = (len(params.attack.attacks) + len(params.attack.reference)) * victims * sample_bytes
     plan.peak_device_bytes = (4 * net.weight_bytes + activations + test_reads + 2 * results) if device_is_cuda else 0
     plan.peak_ram_bytes = base_ram_bytes + (0 if device_is_cuda else activations) + test_reads + 2 * results
     plan.disk_parts = {

@@ -10,6 +10,7 @@ from advaudio.report import figures, layout
 from advaudio.report.findings import check_findings
 from advaudio.report.inputs import MODES, read_attack_suite, read_curve, read_examples, read_json
 from advaudio.report.paired import read_victim_results
+from advaudio.report.reference import reference_checks, reference_metrics
 from advaudio.report.summary import Summary, summarize
 from advaudio.report.tables import render_report
 
@@ -33,9 +34,9 @@ def build_report(
     suite = read_attack_suite(metrics_dir=metrics_dir)
     target = params.attack.target_fooling_rate
     bound = suite["retrained_bounded"].bound  # attack.bound at this input size, as the attack stages applied it
-    attacks = list(suite["original"].attacks)
-    results = {mode: read_victim_results(path=build_dir / "attacks" / mode / "results.npz", attacks=attacks)
-               for mode in MODES}
+    attacks, reference = list(suite["original"].attacks), list(suite["original"].reference)
+    results = {mode: read_victim_results(path=build_dir / "attacks" / mode / "results.npz",
+                                         attacks=attacks + reference) for mode in MODES}
     summary = summarize(
         train=read_json(path=train_path), retrain=read_json(path=retrain_path), suite=suite, results=results,
         target_fooling_rate=target, seed=params.seed, train_path=train_path, retrain_path=retrain_path,
@@ -43,12 +44,14 @@ def build_report(
     )
     examples = read_examples(path=build_dir / "attacks" / "original" / "examples.npz", attacks=summary.attacks)
     summary.metrics["n_classes"] = float(len(examples["class_names"]))  # chance level, for findings over seeds
+    checks = reference_checks(results=results, study=attacks, reference=reference, bound=bound)
+    summary.metrics.update(reference_metrics(checks))
     findings = check_findings(metrics=summary.metrics, bound=bound, target_fooling_rate=target)
     write_json(metrics_dir / "summary.json", summary.metrics)
     report = render_report(
         dataset=params.dataset, representation=params.representation, model=params.model, summary=summary,
         suite=suite, findings=findings, bound=bound, target_fooling_rate=target,
-        round_trip=None if round_trip is None else read_json(path=round_trip),
+        round_trip=None if round_trip is None else read_json(path=round_trip), reference=checks,
     )
     write_text(reports_dir / "report.md", report)
     config = " / ".join(

@@ -12,6 +12,7 @@ from typing import Any, Iterable
 from advaudio.errors import DataError
 from advaudio.report import layout
 from advaudio.report.seeds import findings_markdown, findings_over_seeds, mean_metrics
+from advaudio.report.reference import flagged_markdown, flagged_runs
 from advaudio.report.study_values import PUBLISHED_DATASETS
 from advaudio.report.tables import CellKey, TABLES, cell_value, published_cells, render_layout_tables
 
@@ -172,7 +173,13 @@ def grid_markdown(grid: GridTables) -> str:
             parts.append(f"**{d} / {r} / {m}** (seeds {', '.join(str(s) for s in summaries)})\n")
             parts.extend(findings_markdown(findings_over_seeds(summaries)))
             parts.append("")
+    parts.extend(flagged_markdown(flagged_runs(grid.seeds), any_reference=_any_reference(grid)))
     return "\n".join(parts) + "\n"
+
+
+def _any_reference(grid: GridTables) -> bool:
+    return any(k.startswith("reference_flag_") for per_seed in grid.seeds.values() for m in per_seed.values()
+               for k in m)
 
 
 def grid_json(grid: GridTables) -> dict[str, Any]:
@@ -209,6 +216,8 @@ def grid_json(grid: GridTables) -> dict[str, Any]:
          "findings": {k: f.to_json() for k, f in findings_over_seeds(summaries).items()}}
         for (d, r, m), summaries in grid.seeds.items()
     ]
+    if _any_reference(grid):
+        out["reference_flags"] = flagged_runs(grid.seeds)
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +22,21 @@ from advaudio.loading import read_npz
 MODES: tuple[str, ...] = ("original", "original_bounded", "retrained_bounded", "retrained")  # attack_<mode>.json, in report order
 # Object-valued keys of attack_<mode>.json that are not attacks; number-valued top-level keys
 # (n_victims, victims_misclassified, ...) are counts, not attacks, either.
-NON_ATTACK_KEYS: frozenset[str] = frozenset({"mean", "sanity"})
+NON_ATTACK_KEYS: frozenset[str] = frozenset({"mean", "sanity", "reference"})
 
 
 @dataclass(frozen=True)
 class AttackMetrics:
-    """One ``metrics/attack_<mode>.json``: per-attack dicts, the sanity flags, the victim count and the L2
-    bound in use (``attack.bound`` at this input size, :mod:`advaudio.evaluation.bound`)."""
+    """One ``metrics/attack_<mode>.json``: per-attack dicts of the study's attacks, the sanity flags, the victim
+    count, the L2 bound in use (``attack.bound`` at this input size, :mod:`advaudio.evaluation.bound`) and the
+    reference attacks' dicts (``reference``; empty when none ran)."""
 
     path: Path
     attacks: dict[str, dict[str, float]]
     sanity: dict[str, float]
     n_victims: int
     bound: float
+    reference: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 def read_json(*, path: str | Path) -> dict[str, Any]:
@@ -90,7 +92,14 @@ def read_attack_metrics(*, path: str | Path) -> AttackMetrics:
         raise DataError(f"{path}: 'sanity' must be an object of 1/0 flags, got {sanity!r}")
     n_victims = int(require_number(raw, "n_victims", path=path))
     bound = require_number(raw, "bound", path=path)
-    return AttackMetrics(path=path, attacks=attacks, sanity=sanity, n_victims=n_victims, bound=bound)
+    reference = raw.get("reference", {})
+    if not isinstance(reference, dict) or not all(isinstance(v, dict) for v in reference.values()):
+        raise DataError(f"{path}: 'reference' must be an object of per-attack metrics, got {reference!r}")
+    for name, entry in reference.items():
+        for key in ("fooling_rate", "fr_at_bound", "level", "n_levels"):
+            require_number(entry, key, path=f"{path} [reference {name}]")
+    return AttackMetrics(path=path, attacks=attacks, sanity=sanity, n_victims=n_victims, bound=bound,
+                         reference=reference)
 
 
 def read_attack_suite(*, metrics_dir: str | Path) -> dict[str, AttackMetrics]:
@@ -106,10 +115,11 @@ def read_attack_suite(*, metrics_dir: str | Path) -> dict[str, AttackMetrics]:
     suite = {mode: read_attack_metrics(path=metrics_dir / f"attack_{mode}.json") for mode in MODES}
     reference = suite["original"]
     for mode in MODES[1:]:
-        if set(suite[mode].attacks) != set(reference.attacks):
+        if set(suite[mode].attacks) != set(reference.attacks) or set(suite[mode].reference) != set(reference.reference):
             raise DataError(
-                f"{suite[mode].path}: attacks {sorted(suite[mode].attacks)} differ from "
-                f"{reference.path}: {sorted(reference.attacks)}; rerun the attack stages"
+                f"{suite[mode].path}: attacks {sorted(suite[mode].attacks)} (reference "
+                f"{sorted(suite[mode].reference)}) differ from {reference.path}: {sorted(reference.attacks)} "
+                f"(reference {sorted(reference.reference)}); rerun the attack stages"
             )
         if not math.isclose(suite[mode].bound, reference.bound, rel_tol=1e-9):
             raise DataError(

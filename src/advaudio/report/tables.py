@@ -14,6 +14,7 @@ from tabulate import tabulate
 from advaudio.report import layout
 from advaudio.report.findings import Finding
 from advaudio.report.inputs import AttackMetrics
+from advaudio.report.reference import ReferenceCheck, reference_markdown
 from advaudio.report.study_values import PUBLISHED_DATASETS, published_cell
 from advaudio.report.summary import Summary
 
@@ -134,9 +135,11 @@ def render_report(
     bound: float,
     target_fooling_rate: float,
     round_trip: dict[str, Any] | None = None,
+    reference: list[ReferenceCheck] | None = None,
 ) -> str:
     """The ``reports/report.md`` text for one configuration; with ``round_trip`` (``metrics/roundtrip.json``) a
-    section on whether the adversarials survive as sound."""
+    section on whether the adversarials survive as sound, with ``reference`` (:mod:`advaudio.report.reference`)
+    one on the reference attack."""
     cell = {(dataset, representation, model): summary.metrics}
     title = (
         f"# advaudio report: {layout.dataset_label(dataset)} / {layout.representation_label(representation)}"
@@ -151,6 +154,7 @@ def render_report(
         _attack_detail(summary=summary, suite=suite, bound=bound, target_fooling_rate=target_fooling_rate),
         *([] if round_trip is None else [_round_trip(round_trip, attacks=summary.attacks,
                                                      representation=representation)]),
+        *(["\n".join(reference_markdown(reference, bound=bound))] if reference else []),
         _sanity(summary=summary, suite=suite),
         _definitions(bound=bound, target_fooling_rate=target_fooling_rate),
     ]
