@@ -20,7 +20,8 @@ from advaudio.report import grid as grid_cli
 from advaudio.report.collect import collect_grid, records_from_exp_show
 from advaudio.report.exp_files import DvcStore, ExperimentFiles
 from advaudio.report.transfer import (GroupResult, TransferReport, choose_mode, group_matrices, read_run,
-                                      transfer_groups, transfer_json, transfer_markdown, write_transfer)
+                                      transfer_groups, transfer_json, transfer_markdown, transfer_report,
+                                      write_transfer)
 
 PROJECT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -242,3 +243,16 @@ def test_a_two_model_smoke_grid_on_synth_writes_a_transfer_matrix_with_n_per_ent
                 assert entry["target_correct"] <= group["experiments"][source]["n_victims"]
     assert (out / group["heatmap"]).stat().st_size > 0
     assert "| ResNet-56" in (out / "transfer.md").read_text()
+
+
+def test_a_group_whose_outputs_cannot_be_read_is_listed_as_failed(tmp_path):
+    records = records_from_exp_show(json.loads((PROJECT / "tests" / "golden" / "exp_show.json").read_text()))
+    grid = collect_grid(records=records, datasets=["esc50"], representations=["stft"], models=["resnet56", "vgg16"])
+    # the recorded experiments' commits are not in this repository
+    report = transfer_report(grid=grid, store=DvcStore(repo=PROJECT), mode="original_bounded", device=CPU,
+                             work_dir=tmp_path)
+    assert report.groups == [] and [k for k, _ in report.failed] == [("esc50", "stft", 0)]
+    error = report.failed[0][1]
+    assert "of experiment 'epoxy-ions' (commit d0ee1c2fe45c) cannot be read: unknown Git revision" in error
+    assert "**failed**" in transfer_markdown(report) and transfer_json(report)["failed"][0]["seed"] == 0
+    assert list(tmp_path.iterdir()) == []  # the group's temporary folder is gone

@@ -235,16 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     if transfer_mode is not None:
         store = DvcStore(repo=repo, cache_dir=args.cache_dir, dvc_remote=args.dvc_remote)
         transfer_ok = write_transfer_matrices(grid=grid, store=store, mode=transfer_mode, out_dir=repo / args.out,
-                                              device=torch.device(resolve_device(params.device)))
+                                              device=params.device)
     return 0 if not grid.failed and not grid.missing and transfer_ok else 1
 
 
-def write_transfer_matrices(*, grid: GridTables, store: DvcStore, mode: str, out_dir: Path,
-                            device: torch.device) -> bool:
-    """Compute and write the transfer matrices (:mod:`advaudio.report.transfer`); print each group that failed.
-    Returns whether none did. When none can be written, an earlier run's transfer.md/json are removed."""
+def write_transfer_matrices(*, grid: GridTables, store: DvcStore, mode: str, out_dir: Path, device: str) -> bool:
+    """Compute and write the transfer matrices (:mod:`advaudio.report.transfer`) on ``device`` (params.yaml's
+    ``device``); print each group that failed. Returns whether none did. When none can be written, an earlier
+    run's transfer.md/json are removed."""
     try:
-        report = transfer_report(grid=grid, store=store, mode=mode, device=device, work_dir=store.repo / GRID_DIR)
+        report = transfer_report(grid=grid, store=store, mode=mode, device=torch.device(resolve_device(device)),
+                                 work_dir=store.repo / GRID_DIR)
         write_transfer(report, out_dir=out_dir)
     except (ConfigError, DataError) as exc:
         for name in (JSON_NAME, MARKDOWN_NAME):
