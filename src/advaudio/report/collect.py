@@ -57,6 +57,7 @@ class GridTables:
     failed: dict[CellKey, list[str]] = field(default_factory=dict)
     missing: list[CellKey] = field(default_factory=list)
     seeds: dict[CellKey, dict[int, dict[str, float]]] = field(default_factory=dict)  # cell -> seed -> summary
+    records: dict[CellKey, dict[int, ExperimentRecord]] = field(default_factory=dict)  # cell -> seed -> experiment
 
 
 def records_from_exp_show(data: Any, *, source: str = "dvc exp show --json") -> list[ExperimentRecord]:
@@ -143,6 +144,7 @@ def collect_grid(
         failed={k: v for k, v in failed.items() if k not in best},
         missing=[k for k in order if k not in best and k not in failed],
         seeds=per_seed,
+        records={k: {s: best[k][s] for s in sorted(best[k])} for k in per_seed},
     )
 
 

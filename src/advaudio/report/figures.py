@@ -1,4 +1,5 @@
-"""Figures of the report: Figure 1 (original and adversarial representations) and robustness curves.
+"""Figures of the report: Figure 1 (original and adversarial representations), robustness curves, and the
+grid's transfer heat maps.
 
 Matplotlib runs headless (Agg); figures are written atomically as PNG.
 """
@@ -107,6 +108,54 @@ def robustness_curves(
     for ax in list(axes.flat)[len(attacks):]:
         ax.set_visible(False)
     fig.tight_layout()
+    _save(fig, path)
+
+
+def transfer_heatmaps(
+    *,
+    panels: dict[str, tuple[np.ndarray, np.ndarray]],
+    labels: list[str],
+    path: str | Path,
+    title: str = "",
+) -> None:
+    """Transfer matrices as heat maps, one panel per attack: rows the source model, columns the target.
+
+    Parameters
+    ----------
+    panels : dict
+        ``{panel title: (rates, n)}``, both ``(M, M)``: the rate shown per entry (a fraction; NaN where n = 0)
+        and its denominator, written in each square.
+    labels : list of str
+        The models, in row (and column) order.
+    path : str or Path
+        The PNG to write.
+    title : str
+        Figure title (e.g. the group and attack mode).
+    """
+    n_cols = max(1, min(3, len(panels)))
+    n_rows = max(1, math.ceil(len(panels) / n_cols))
+    size = 1.4 + 0.9 * len(labels)  # inches per panel: the squares and the model names beside them
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols + 1.0, size * n_rows + 0.6), squeeze=False,
+                             layout="constrained")
+    image = None
+    for ax, (name, (rates, n)) in zip(axes.flat, panels.items()):
+        image = ax.imshow(100.0 * rates, cmap="viridis", vmin=0.0, vmax=100.0)
+        for i in range(rates.shape[0]):
+            for j in range(rates.shape[1]):
+                text = "–" if np.isnan(rates[i, j]) else f"{100.0 * rates[i, j]:.0f}"
+                ax.text(j, i, f"{text}\nn={int(n[i, j])}", ha="center", va="center", fontsize=7,
+                        color="black" if np.isnan(rates[i, j]) or rates[i, j] >= 0.5 else "white")  # viridis: dark low
+        ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(labels)), labels, fontsize=8)
+        ax.set_xlabel("target", fontsize=8)
+        ax.set_ylabel("source", fontsize=8)
+        ax.set_title(name, fontsize=9)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="rate (%)")
+    if title:
+        fig.suptitle(title, fontsize=9)
     _save(fig, path)
 
 

@@ -4,7 +4,8 @@ Usage (from the repository root, with the pipeline committed: every cell runs a 
 
     python -m advaudio.report.grid --models resnet56 vgg16 --representations stft dwt \
         [--executor local|slurm|ray] [--jobs N] [--profile smoke] [--seeds 0 1 2] \
-        [--dataset esc50 [--dataset-dir data/ESC-50]] [--out reports/grid] [--collect-only]
+        [--dataset esc50 [--dataset-dir data/ESC-50]] [--out reports/grid] [--collect-only] \
+        [--transfer-mode original_bounded|...|none]
 
 Each cell (dataset, representation, model[, seed]) is one experiment with a deterministic name
 (``synth-stft-resnet56-smoke``). Its task clones HEAD into a work folder, points DVC at the shared cache, runs
@@ -16,9 +17,12 @@ in the model computes the shared stages (audio, features) once; the cells restor
 Executors: ``local`` (``--jobs`` tasks at once on this machine, its cores divided between them), ``slurm`` (one
 ``sbatch`` job array for the prep tasks and one for the cells, ``--dependency=afterok``; ``--wait`` blocks and
 collects, otherwise collect later with ``--collect-only``), ``ray`` (``@ray.remote`` tasks; ``pip install
-'advaudio[ray]'``). Writes ``<out>/tables.md`` and ``<out>/tables.json``.
+'advaudio[ray]'``). Writes ``<out>/tables.md`` and ``<out>/tables.json``, then the transfer matrices of each
+(dataset, representation, seed) with two models or more (:mod:`advaudio.report.transfer`): ``<out>/transfer.md``,
+``<out>/transfer.json`` and a heat map per group, from the adversarials of ``attack@<--transfer-mode>``.
 Exit status: 0 when every cell has a summary (or a SLURM submission without --wait went in), 1 when some failed
-or are missing (each failed cell is listed with its log), 2 on a usage error.
+or are missing (each failed cell is listed with its log) or a group's transfer matrix could not be computed, 2 on
+a usage error.
 """
 
 from __future__ import annotations
@@ -30,7 +34,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from advaudio.config import load_params
+import torch
+
+from advaudio.config import load_params, resolve_device
 from advaudio.errors import ConfigError, DataError
 from advaudio.grid.cells import Cell, available_cpus, cores_per_job, grid_cells
 from advaudio.grid.manifest import CELL
@@ -40,6 +46,9 @@ from advaudio.grid.submit import EXECUTORS, GRID_DIR, Placement, Resources, Subm
 from advaudio.io import write_json, write_text
 from advaudio.report import layout
 from advaudio.report.collect import GridTables, collect_grid, grid_json, grid_markdown, records_from_exp_show
+from advaudio.report.exp_files import DvcStore
+from advaudio.report.transfer import DEFAULT_MODE, JSON_NAME, MARKDOWN_NAME, choose_mode, transfer_report, \
+    write_transfer
 
 # Where each dataset's files live by default (the user may pass --dataset-dir instead).
 DEFAULT_DATASET_DIRS: dict[str, str] = {
@@ -169,6 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--baseline", default=None, metavar="COMMIT",
                        help="run or collect the cells of this commit (default: HEAD), e.g. after a commit that "
                             "changed only documentation; finished cells are found per baseline commit")
+    transfer = parser.add_argument_group("transfer matrices")
+    transfer.add_argument("--transfer-mode", default=None, metavar="MODE",
+                          help=f"the attack@<MODE> stage whose adversarials transfer.md/json evaluate on the other "
+                               f"models of their (dataset, representation, seed) (default: {DEFAULT_MODE}, the "
+                               f"study's bounded threat model; 'none': no transfer matrices)")
     return parser
 
 
@@ -183,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--set takes KEY=VALUE")
     repo = args.repo.resolve()
     try:
-        default_dataset = load_params(repo / "params.yaml", check_choices=False).dataset
+        params = load_params(repo / "params.yaml", check_choices=False)
+        default_dataset = params.dataset
+        transfer_mode = choose_mode(args.transfer_mode, repo=repo)  # refused before any cell runs
         if args.dataset is None:
             datasets: list[tuple[str, str | None]] = [(default_dataset, None)]
         else:
@@ -215,7 +231,31 @@ def main(argv: list[str] | None = None) -> int:
     write_outputs(grid=grid, out_dir=repo / args.out)
     print(f"grid: {len(grid.cells)} cell(s) written to {repo / args.out}; "
           f"{len(grid.failed)} failed, {len(grid.missing)} missing", flush=True)
-    return 0 if not grid.failed and not grid.missing else 1
+    transfer_ok = True
+    if transfer_mode is not None:
+        store = DvcStore(repo=repo, cache_dir=args.cache_dir, dvc_remote=args.dvc_remote)
+        transfer_ok = write_transfer_matrices(grid=grid, store=store, mode=transfer_mode, out_dir=repo / args.out,
+                                              device=params.device)
+    return 0 if not grid.failed and not grid.missing and transfer_ok else 1
+
+
+def write_transfer_matrices(*, grid: GridTables, store: DvcStore, mode: str, out_dir: Path, device: str) -> bool:
+    """Compute and write the transfer matrices (:mod:`advaudio.report.transfer`) on ``device`` (params.yaml's
+    ``device``); print each group that failed. Returns whether none did. When none can be written, an earlier
+    run's transfer.md/json are removed."""
+    try:
+        report = transfer_report(grid=grid, store=store, mode=mode, device=torch.device(resolve_device(device)),
+                                 work_dir=store.repo / GRID_DIR)
+        write_transfer(report, out_dir=out_dir)
+    except (ConfigError, DataError) as exc:
+        for name in (JSON_NAME, MARKDOWN_NAME):
+            (out_dir / name).unlink(missing_ok=True)
+        print(f"grid: transfer matrices not written: {exc}", file=sys.stderr, flush=True)
+        return False
+    for (d, r, s), error in report.failed:
+        print(f"grid: transfer FAILED {d}/{r}/seed {s}: {error}", file=sys.stderr, flush=True)
+    print(f"grid: transfer matrices of {len(report.groups)} group(s) (attack@{mode}) written to {out_dir}", flush=True)
+    return not report.failed
 
 
 def _submit(args: argparse.Namespace, *, repo: Path, cells: list[Cell], git_remote: str) -> Submission:
