@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_committed_readme_states_the_committed_metrics():
-    assert readme.main(["--readme", str(ROOT / "README.md"), "--metrics", str(ROOT / "metrics"), "--check"]) == 0
+    assert readme.main(["--readme", str(ROOT / "README.md"), "--metrics", str(ROOT / "metrics"),
+                        "--seeds", str(ROOT / "reports/seeds/tables.json"), "--check"]) == 0
 
 
 def test_a_readme_without_the_markers_is_refused_and_a_stale_block_is_found(tmp_path):
@@ -35,3 +36,14 @@ def test_the_sizing_sentence_has_the_closed_form_counts():
     text = readme.sizing_sentence(s, n_victims=40)
     assert "80 test clips give accuracy ±7.5 points, 40 victims the mean bounded fooling rate ±15.0" in text
     assert "about 97 test clips for accuracy and 267 victims for one attack" in text
+
+
+def test_the_spread_over_seeds_is_computed_from_the_grids_findings():
+    finding = {"per_seed": {"0": 0.8, "1": 0.7}, "mean": 0.75, "sd": 0.0707, "p_value": 0.03, "agree": 2, "n_seeds": 2}
+    tables = {"seeds": [{"dataset": "synth", "representation": "stft", "model": "resnet56", "seeds": [0, 1],
+                         "findings": {"accuracy": finding}}]}
+    lines = readme.spread_markdown(tables, {"n_classes": 10.0})
+    row = next(line for line in lines if line.startswith("| clean test accuracy"))
+    # mean 75.0, sd 7.07: the range is 75.0 -/+ 14.14
+    assert row == "| clean test accuracy (%) | 80.0 | 70.0 | 75.0 ± 7.07 | 60.9 to 89.1 | 2/2, p = 0.03 |"
+    assert readme.spread_markdown({"seeds": [{**tables["seeds"][0], "seeds": [0]}]}, {"n_classes": 10.0}) == []

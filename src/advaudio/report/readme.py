@@ -1,8 +1,9 @@
 """``python -m advaudio.report.readme``: write the README's Results block from the committed metrics.
 
 The block between ``<!-- results:start -->`` and ``<!-- results:end -->`` is replaced by tables computed from
-``metrics/summary.json``, ``metrics/attack_<mode>.json`` and ``metrics/roundtrip.json``, so the README states the
-numbers of the run it is committed with and never a number typed by hand. ``--check`` exits 1 when the block
+``metrics/summary.json``, ``metrics/attack_<mode>.json`` and ``metrics/roundtrip.json``, and the spread over seeds
+from the committed multi-seed grid (``reports/seeds/tables.json``, when there), so the README states the numbers
+of the run it is committed with and never a number typed by hand. ``--check`` exits 1 when the block
 differs from what the metrics give (a test runs it).
 """
 
@@ -27,8 +28,9 @@ def _p(value: float) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.2g}"
 
 
-def results_markdown(metrics_dir: Path) -> str:
-    """The Results block of the README for the run whose metrics are in ``metrics_dir``."""
+def results_markdown(metrics_dir: Path, seeds: Path | None = None) -> str:
+    """The Results block of the README for the run whose metrics are in ``metrics_dir``; with ``seeds`` (the
+    multi-seed grid's ``tables.json``) the spread over seeds of the same cell."""
     s = _load(metrics_dir / "summary.json")
     modes = {m: _load(metrics_dir / f"attack_{m}.json")
              for m in ("original", "original_bounded", "retrained_bounded", "retrained")}
@@ -83,7 +85,50 @@ def results_markdown(metrics_dir: Path) -> str:
                   "fooled victim's perturbation into a waveform and classifies it again (docs/PROTOCOL.md \"Audio "
                   "round trip\"; WAVs in `reports/roundtrip/`). Still fooling after the round trip: "
                   + "; ".join(parts) + "."]
+    if seeds is not None and seeds.is_file():
+        words += ["", *spread_markdown(_load(seeds), s)]
     return "\n".join([START, *lines, *words, END])
+
+
+SPREAD = (  # (finding key in tables.json "seeds", label, scale, format)
+    ("accuracy", "clean test accuracy (%)", 100.0, "{:.1f}"),
+    ("accuracy_drop", "accuracy drop after FGSM retraining (points)", 1.0, "{:+.1f}"),
+    ("bounded_fooling_rate", "bounded fooling rate of the retrained model, mean of the six (%)", 100.0, "{:.1f}"),
+    ("eps_ratio", "ε_r (Table III)", 1.0, "{:.2f}"),
+)
+
+
+def spread_markdown(tables: dict, summary: dict) -> list[str]:
+    """The spread over seeds of the cell ``summary`` belongs to, from the grid's ``tables.json``: per-seed values,
+    mean ± sd, the range mean ± 2 sd a fresh clone's run should land in, seeds agreeing and p (docs/PROTOCOL.md
+    "Findings over seeds"). Empty when the grid has no such cell with two seeds or more."""
+    n_classes = summary.get("n_classes")
+    entries = [e for e in tables.get("seeds", []) if len(e.get("seeds", [])) > 1]
+    if not entries or n_classes is None:
+        return []
+    entry = entries[0]
+    findings = entry["findings"]
+    seeds = [str(x) for x in entry["seeds"]]
+    head = f"| over {len(seeds)} seeds | " + " | ".join(f"seed {x}" for x in seeds) + \
+        " | mean ± sd | expect (mean ± 2 sd) | seeds agreeing, p |"
+    lines = [f"**Spread over seeds** (`reports/seeds/`: {entry['dataset']} / {entry['representation']} / "
+             f"{entry['model']}, seeds {', '.join(seeds)}; `seed` drives initialisation, shuffling, victims and "
+             "targets on one dataset):", "", head, "|---" * (len(seeds) + 4) + "|"]
+    for key, label, scale, fmt in SPREAD:
+        f = findings.get(key)
+        if f is None or f.get("sd") is None:
+            continue
+        mean, sd = scale * f["mean"], scale * f["sd"]
+        values = " | ".join(fmt.format(scale * f["per_seed"][x]) for x in seeds)
+        p = "n/a" if f["p_value"] is None else _p(f["p_value"])
+        lines.append(f"| {label} | {values} | {fmt.format(mean)} ± {abs(sd):.2f} | "
+                     f"{fmt.format(mean - 2 * sd)} to {fmt.format(mean + 2 * sd)} | {f['agree']}/{f['n_seeds']}, {p} |")
+    lines += ["", "A fresh clone's `make repro` is seed 0: on this kind of machine it reproduces that column to the "
+              "byte; on another machine (training kernels differ between CPUs) expect each number within the "
+              "range of the last column. \"Seeds agreeing\" counts the seeds whose number points the finding's way "
+              "(accuracy above chance, a drop above 0, a lower bounded fooling rate after retraining, ε_r above 1) "
+              "and p is the t-test over seeds."]
+    return lines
 
 
 def clips_for_half_width(p: float, half_width: float, z: float = 1.96) -> int:
@@ -115,10 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m advaudio.report.readme", description=__doc__.split("\n\n")[0])
     parser.add_argument("--readme", type=Path, default=Path("README.md"))
     parser.add_argument("--metrics", type=Path, default=Path("metrics"))
+    parser.add_argument("--seeds", type=Path, default=Path("reports/seeds/tables.json"),
+                        help="the multi-seed grid's tables.json (the spread over seeds; skipped when absent)")
     parser.add_argument("--check", action="store_true", help="exit 1 if the README's block is out of date")
     args = parser.parse_args(argv)
     text = args.readme.read_text()
-    new = replace_block(text, results_markdown(args.metrics))
+    new = replace_block(text, results_markdown(args.metrics, seeds=args.seeds))
     if args.check:
         if new != text:
             print(f"{args.readme}: the Results block differs from {args.metrics}/; run python -m advaudio.report.readme",
