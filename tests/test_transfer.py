@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from advaudio.errors import ConfigError, DataError
 from advaudio.evaluation.transfer import Rate, TransferCounts, predict_classes, transfer_counts
@@ -233,7 +234,8 @@ def test_a_two_model_smoke_grid_on_synth_writes_a_transfer_matrix_with_n_per_ent
     assert data["mode"] == "original_bounded" and data["failed"] == [] and len(data["groups"]) == 1
     group = data["groups"][0]
     assert group["models"] == ["resnet56", "vgg16"]
-    assert len(group["attacks"]) == 6
+    attack = yaml.safe_load((clone / "params.yaml").read_text())["attack"]
+    assert set(group["attacks"]) == {*attack["attacks"], *attack["reference"]}  # the six and APGD
     for attack in group["attacks"].values():
         for source, row in attack["matrix"].items():
             assert list(row) == ["resnet56", "vgg16"]
