@@ -353,6 +353,7 @@ def test_attack_stages_and_recheck_never_hold_the_whole_test_split(tmp_path, mon
     assert sum(gathered) > 3 * n_test  # predictions once and the pool once per PIA rung, all of it streamed
     for mode in runs:
         rates = recheck.recheck_mode(mode=mode, root=root)
+        assert "apgd_ce" in rates  # the reference attack is re-checked too
         assert rates and all(reported == rechecked for reported, rechecked in rates.values()), rates
 
 

@@ -40,6 +40,8 @@ TINY = {
             "deepfool": [{"steps": 10}],
             "cw": [{"c": 1.0, "steps": 10, "binary_search_steps": 1}],
             "pia": [{"epsilon": 0.3, "steps": 3, "samples": 10}],
+            "apgd_ce": [{"epsilon": 2.0, "steps": 5}],  # the reference attacks params.yaml lists
+            "apgd_dlr": [{"epsilon": 2.0, "steps": 5}],
         },
     },
 }
@@ -118,14 +120,16 @@ def test_tiny_pipeline_end_to_end(tmp_path):
         assert key in summary, f"summary.json lacks {key}: {sorted(summary)}"
     assert summary["accuracy"] > 0.3, "the tiny model should beat chance (0.25, 4 classes)"
     attack = json.loads((repo / "metrics" / "attack_original.json").read_text())
-    assert set(TINY["attack"]["ladders"]) <= set(attack)
+    study = [a for a in TINY["attack"]["ladders"] if not a.startswith("apgd")]
+    assert set(study) <= set(attack) and set(attack["reference"]) == {"apgd_ce", "apgd_dlr"}
+    assert {"reference_flag_original", "reference_flag_retrained"} <= set(summary)
     original_bounded = json.loads((repo / "metrics" / "attack_original_bounded.json").read_text())
     assert original_bounded["sanity"]["bounded_within_bound"] == 1  # the original model, attacked within the bound
     assert original_bounded["bound"] == json.loads((repo / "metrics" / "attack_retrained_bounded.json").read_text())["bound"]
     for name in ("report.md", "figure1.png", "curves.png"):
         assert (repo / "reports" / name).stat().st_size > 0
 
-    _check_summary_against_stored_results(repo, summary, attacks=list(TINY["attack"]["ladders"]))
+    _check_summary_against_stored_results(repo, summary, attacks=study)
     for mode in ("original", "original_bounded", "retrained_bounded", "retrained"):  # stored adversarials confirm the reported FRs
         recheck = _run([sys.executable, "-m", "advaudio.evaluation.recheck", "--mode", mode], repo)
         assert recheck.returncode == 0, recheck.stdout + recheck.stderr

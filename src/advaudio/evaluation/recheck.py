@@ -94,7 +94,11 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
     bound = effective_bound(params=params, representation=str(meta["representation"]),
                             input_shape=meta["input_shape"], profiles_dir=root / PROFILES_DIR)
     out = {}
-    for name in params.attack.attacks:  # one attack's adversarials in memory at a time
+    reference = reported.get("reference") if isinstance(reported.get("reference"), dict) else {}
+    for name in (*params.attack.attacks, *params.attack.reference):  # one attack's adversarials in memory at a time
+        entry = reported.get(name) if name in params.attack.attacks else reference.get(name)
+        if not isinstance(entry, dict) or "fooling_rate" not in entry:
+            raise DataError(f"{str(metrics_path)!r} has no fooling rate for {name}; rerun attack@{mode}")
         adv = read_npz(results_path, keys=[f"{name}_adv"], kind="an advaudio attack results file",
                        hint=f"rerun attack@{mode}")[f"{name}_adv"]
         ok = rechecked_success(
@@ -102,7 +106,7 @@ def recheck_mode(*, mode: str, root: str | Path = ".") -> dict[str, tuple[float,
             targets=targets if ATTACKS.get(name).targeted else None,
             bound=bound if options["bounded"] == "true" else None,
         )
-        out[name] = (float(reported[name]["fooling_rate"]), float(ok.mean()))
+        out[name] = (float(entry["fooling_rate"]), float(ok.mean()))
     return out
 
 
