@@ -56,6 +56,7 @@ def _load(folder: ResumeFolder, name: str, *, shape, n_levels: int) -> SearchSta
 @pytest.mark.parametrize("name, ladder", [
     ("bim_b", [{"epsilon": e, "steps": 5, "rel_stepsize": 0.25} for e in (0.2, 0.5, 3.0)]),
     ("pia", [{"epsilon": e, "steps": 20, "samples": 20, "lr": 0.05} for e in (0.05, 0.2, 0.5)]),
+    ("apgd_ce", [{"epsilon": e, "steps": 5} for e in (0.05, 0.2, 1.0)]),
 ])
 def test_a_search_resumed_after_any_rung_equals_the_uninterrupted_one(name, ladder):
     model = smooth_model()
@@ -206,6 +207,8 @@ def _stage_tree(root: Path) -> None:
         "deepfool": [{"steps": 50}],
         "cw": [{"c": 1.0, "steps": 20, "binary_search_steps": 2}],
         "pia": [{"epsilon": e, "steps": 30, "samples": 20} for e in (0.1, 0.3)],
+        "apgd_ce": [{"epsilon": e, "steps": 10} for e in (0.05, 0.2, 1.0)],  # the reference attacks
+        "apgd_dlr": [{"epsilon": e, "steps": 10} for e in (0.05, 1.0)],
     })
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     make_dvc_project(root)
@@ -221,7 +224,7 @@ def _stage(root: Path) -> subprocess.Popen:
 
 def _metrics(root: Path) -> dict:
     m = json.loads((root / "metrics" / "attack_original.json").read_text())
-    for entry in m.values():
+    for entry in [*m.values(), *m.get("reference", {}).values()]:
         if isinstance(entry, dict):
             entry.pop("seconds", None)
     return m
