@@ -47,3 +47,13 @@ def test_the_spread_over_seeds_is_computed_from_the_grids_findings():
     # mean 75.0, sd 7.07: the range is 75.0 -/+ 14.14
     assert row == "| clean test accuracy (%) | 80.0 | 70.0 | 75.0 ± 7.07 | 60.9 to 89.1 | 2/2, p = 0.03 |"
     assert readme.spread_markdown({"seeds": [{**tables["seeds"][0], "seeds": [0]}]}, {"n_classes": 10.0}) == []
+
+
+def test_the_reference_sentence_names_the_best_apgd_and_the_flag():
+    s = {"reference_fooling_rate_original_apgd_ce": 0.4, "reference_fooling_rate_original_apgd_dlr": 0.45,
+         "reference_gap_original": 10.0, "reference_gap_original_p": 0.01, "reference_flag_original": 1.0,
+         "reference_fooling_rate_retrained_apgd_ce": 0.1, "reference_fooling_rate_retrained_apgd_dlr": 0.05,
+         "reference_gap_retrained": 0.0, "reference_gap_retrained_p": 1.0, "reference_flag_retrained": 0.0}
+    text = readme.reference_sentence(s)
+    assert "the original model 45.0 % (apgd_dlr; +10.0 points against the best of the six, p = 0.01, flagged" in text
+    assert "the retrained model 10.0 % (apgd_ce; +0.0 points against the best of the six, p = 1, not flagged)" in text

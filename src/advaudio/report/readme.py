@@ -73,7 +73,7 @@ def results_markdown(metrics_dir: Path, seeds: Path | None = None) -> str:
         f"({_p(s['bounded_fooling_rate_p'])})"
         + (f" and attacks need {s['eps_ratio']:.2f}× larger perturbations ({_p(s['eps_ratio_p'])})"
            if "eps_ratio" in s else "") + ". This is one seed: read it with the spread over seeds in mind "
-        "(\"Seeds\" above).",
+        f"({'the spread below' if seeds is not None and seeds.is_file() else 'Seeds above'}).",
     ]
     words += ["", sizing_sentence(s, n_victims=int(modes["original"]["n_victims"]))]
     round_trip = metrics_dir / "roundtrip.json"
@@ -85,9 +85,25 @@ def results_markdown(metrics_dir: Path, seeds: Path | None = None) -> str:
                   "fooled victim's perturbation into a waveform and classifies it again (docs/PROTOCOL.md \"Audio "
                   "round trip\"; WAVs in `reports/roundtrip/`). Still fooling after the round trip: "
                   + "; ".join(parts) + "."]
+    if "reference_gap_original" in s:
+        words += ["", reference_sentence(s)]
     if seeds is not None and seeds.is_file():
         words += ["", *spread_markdown(_load(seeds), s)]
     return "\n".join([START, *lines, *words, END])
+
+
+def reference_sentence(s: dict) -> str:
+    """APGD against the best of the six, within the bound, for both models (docs/PROTOCOL.md "Reference attack")."""
+    parts = []
+    for model in ("original", "retrained"):
+        rates = {k.rsplit(f"reference_fooling_rate_{model}_", 1)[1]: v for k, v in s.items()
+                 if k.startswith(f"reference_fooling_rate_{model}_")}
+        best = max(rates, key=rates.get)
+        flag = "flagged: the six overstate its robustness" if s[f"reference_flag_{model}"] == 1.0 else "not flagged"
+        parts.append(f"the {model} model {100 * rates[best]:.1f} % ({best}; {s[f'reference_gap_{model}']:+.1f} points "
+                     f"against the best of the six, {_p(s[f'reference_gap_{model}_p'])}, {flag})")
+    return ("**Reference attack.** APGD within the bound (docs/PROTOCOL.md \"Reference attack\"): "
+            + "; ".join(parts) + ".")
 
 
 SPREAD = (  # (finding key in tables.json "seeds", label, scale, format)
