@@ -24,10 +24,12 @@ def _commit(repo: Path, *, method: str | None, summary: dict, masking_ok: float)
     metrics = repo / "metrics"
     for mode in ("attack_retrained", "attack_original"):
         (metrics / "curves" / mode).mkdir(parents=True, exist_ok=True)
-        (metrics / "curves" / mode / "cw.csv").write_text("epsilon,fooling_rate\n0.0,0.0\n1.0,0.5\n")
+        for name in ("cw", "apgd_ce"):
+            (metrics / "curves" / mode / f"{name}.csv").write_text("epsilon,fooling_rate\n0.0,0.0\n1.0,0.5\n")
     (metrics / "summary.json").write_text(json.dumps(summary))
     (metrics / "attack_retrained.json").write_text(json.dumps(
-        {"cw": {"fooling_rate": 0.5}, "mean": {"fooling_rate": 0.5}, "sanity": {"fr_nondecreasing_in_eps": masking_ok}}))
+        {"cw": {"fooling_rate": 0.5}, "mean": {"fooling_rate": 0.5}, "reference": {"apgd_ce": {"fooling_rate": 0.6}},
+         "sanity": {"fr_nondecreasing_in_eps": masking_ok}}))
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", f"run {method}")
     return _git(repo, "rev-parse", "HEAD")
@@ -54,6 +56,7 @@ def test_two_retrainings_of_one_cell_side_by_side(repo, tmp_path):
                   masking_ok=1.0)
     _git(repo, "update-ref", f"refs/exps/{fgsm[:2]}/{fgsm[2:]}/pgd-run", pgd)  # a DVC experiment's ref
     assert read_run(repo, "pgd-run").label == "pgd" and read_run(repo, fgsm).label == "fgsm"
+    assert sorted(read_run(repo, fgsm).curves) == ["apgd_ce", "cw"]  # the reference attack's curve too
     out = tmp_path / "out"
     assert main(["--repo", str(repo), "--run", fgsm, "--run", "pgd-run", "--out", str(out)]) == 0
     rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("|").split("|")]

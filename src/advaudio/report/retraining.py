@@ -92,12 +92,18 @@ def resolve(repo: Path, rev: str) -> str:
     if out.returncode == 0:
         return out.stdout.strip()
     refs = subprocess.run(["git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps"], cwd=repo,
-                          text=True, capture_output=True).stdout.split("\n")
-    found = [line.split()[0] for line in refs if line.endswith(f"/{rev}")]
+                          text=True, capture_output=True).stdout.splitlines()
+    found = [line.split() for line in refs if line.endswith(f"/{rev}")]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, text=True, capture_output=True).stdout.strip()
+    of_head = [commit for commit, ref in found if head and ref.startswith(f"refs/exps/{head[:2]}/{head[2:]}/")]
+    if len(of_head) == 1:  # as DVC does: an experiment of the current baseline first
+        return of_head[0]
     if len(found) != 1:
-        raise DataError(f"{rev!r} is {'an ambiguous experiment name' if found else 'neither a git revision nor an experiment'} "
-                        f"in {repo}")
-    return found[0]
+        if found:
+            raise DataError(f"{rev!r} names experiments of several baselines ({', '.join(r for _, r in found)}); "
+                            "give the commit of the one to compare")
+        raise DataError(f"{rev!r} is neither a git revision nor an experiment in {repo}")
+    return found[0][0]
 
 
 def read_run(repo: Path, rev: str) -> RetrainRun:
@@ -114,6 +120,7 @@ def read_run(repo: Path, rev: str) -> RetrainRun:
     retrain.setdefault("method", "fgsm")  # revisions before fgsm_retrain.method retrained with FGSM
     attack = _json(repo, commit, "metrics/attack_retrained.json")
     attacks = sorted(k for k, v in attack.items() if isinstance(v, dict) and "fooling_rate" in v and k != "mean")
+    attacks += sorted(attack.get("reference") or {})  # APGD's curves too, where it ran
     return RetrainRun(
         rev=rev, label=str(retrain["method"]), cell={k: params.get(k) for k in CELL_KEYS}, retrain=retrain,
         summary=_json(repo, commit, "metrics/summary.json"),
@@ -188,8 +195,10 @@ def comparison_markdown(runs: list[RetrainRun]) -> str:
     rows.append(["fresh BIM's FR never falls as ε grows (masking check)",
                  *({1.0: "pass", 0.0: "**FAIL**"}.get(r.sanity_retrained.get("fr_nondecreasing_in_eps"), "–")
                    for r in runs)])
-    settings = [", ".join(f"{k} {r.retrain[k]}" for k in ("method", "epsilon", "epochs", "alpha", "pgd_steps",
-                                                          "pgd_rel_stepsize") if k in r.retrain) for r in runs]
+    shown = {"fgsm": ("method", "epsilon", "epochs", "alpha"),
+             "pgd": ("method", "epsilon", "epochs", "alpha", "pgd_steps", "pgd_rel_stepsize")}
+    settings = [", ".join(f"{k} {r.retrain[k]}" for k in shown.get(r.label, tuple(r.retrain)) if k in r.retrain)
+                for r in runs]
     cell = " / ".join(str(first.cell[k]) for k in CELL_KEYS)
     return "\n".join([
         f"# Retraining compared: {cell}\n",
