@@ -73,7 +73,7 @@ def results_markdown(metrics_dir: Path, seeds: Path | None = None) -> str:
         f"({_p(s['bounded_fooling_rate_p'])})"
         + (f" and attacks need {s['eps_ratio']:.2f}× larger perturbations ({_p(s['eps_ratio_p'])})"
            if "eps_ratio" in s else "") + ". This is one seed: read it with the spread over seeds in mind "
-        f"({'the spread below' if seeds is not None and seeds.is_file() else 'Seeds above'}).",
+        + ("(below)." if seeds is not None and seeds.is_file() else "(\"Seeds\" above)."),
     ]
     words += ["", sizing_sentence(s, n_victims=int(modes["original"]["n_victims"]))]
     round_trip = metrics_dir / "roundtrip.json"
