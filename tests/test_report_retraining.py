@@ -36,7 +36,7 @@ def _commit(repo: Path, *, method: str | None, summary: dict, masking_ok: float)
 
 
 SUMMARY = {"accuracy": 0.8, "bounded_fooling_rate_original": 0.3, "bound_l2": 0.1, "accuracy_retrained": 0.75,
-           "accuracy_drop": 5.0, "bounded_fooling_rate": 0.1, "eps_ratio": 1.8, "reference_gap_retrained": 22.5,
+           "accuracy_drop": 5.0, "accuracy_control": 0.85, "bounded_fooling_rate": 0.1, "eps_ratio": 1.8, "reference_gap_retrained": 22.5,
            "reference_flag_retrained": 1.0}
 
 
@@ -65,6 +65,7 @@ def test_two_retrainings_of_one_cell_side_by_side(repo, tmp_path):
     assert rows[""] == ["fgsm", "pgd"]
     assert rows["clean test accuracy of the retrained model (%)"] == ["75.0", "70.0"]
     assert rows["accuracy drop (points)"] == ["+5.0", "+10.0"]
+    assert rows["clean-finetune control: accuracy with the same epochs, clean loss (%)"] == ["85.0", "85.0"]
     assert rows["APGD flags the retrained model"] == ["**yes**", "no"]
     assert rows["fresh BIM's FR never falls as ε grows (masking check)"] == ["**FAIL**", "pass"]
     data = json.loads((out / "retraining.json").read_text())

@@ -160,6 +160,7 @@ def _labels(runs: list[RetrainRun]) -> list[str]:
 ROWS = (  # (row label, summary key, scale, format)
     ("clean test accuracy of the retrained model (%)", "accuracy_retrained", 100.0, "{:.1f}"),
     ("accuracy drop (points)", "accuracy_drop", 1.0, "{:+.1f}"),
+    ("clean-finetune control: accuracy with the same epochs, clean loss (%)", "accuracy_control", 100.0, "{:.1f}"),
     ("bounded fooling rate, mean of the six (%)", "bounded_fooling_rate", 100.0, "{:.1f}"),
     ("ε_r (Table III)", "eps_ratio", 1.0, "{:.2f}"),
     ("APGD minus the best of the six, within the bound (points)", "reference_gap_retrained", 1.0, "{:+.1f}"),
