@@ -2,10 +2,13 @@
 
 Outputs: build/model/retrained.pt (same checkpoint format as model.pt), metrics/fgsm_retrain.json.
 With `--control` it is stage `clean_finetune`: the same retraining with the clean loss only (alpha = 1),
-writing metrics/clean_finetune.json and no checkpoint.
+writing metrics/clean_finetune.json and no checkpoint. With `--method pgd` it is stage `pgd_retrain`: the same
+retraining with PGD's x' whatever fgsm_retrain.method says (build/model/retrained_pgd.pt, metrics/pgd_retrain.json),
+the study's FGSM retraining's comparison.
 """
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import _checkout  # noqa: F401  (this checkout's src/ first on sys.path)
@@ -20,11 +23,13 @@ from advaudio.training.fgsm_retrain import fgsm_retrain
 
 def main(args: argparse.Namespace) -> int:
     control = args.control
-    stage = _stage_name(control)
+    stage = _stage_name(control, args.method)
     reexec_with_tcmalloc()
     # Registry-backed names are validated by validate_params (build/params.ok); validating them here would import
     # every registry, the six attacks included, which this stage does not use.
     params = load_params("params.yaml", check_choices=False)
+    if args.method is not None:
+        params = dataclasses.replace(params, fgsm_retrain=dataclasses.replace(params.fgsm_retrain, method=args.method))
     features = open_features(args.features)
     clean_model, clean_config = load_checkpoint(args.checkpoint, device=resolve_device(params.device))
     check_matches_features(clean_config, meta=features.meta, path=args.checkpoint)
@@ -41,16 +46,22 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stage_name(control: bool) -> str:
-    return "clean_finetune" if control else "fgsm_retrain"
+def _stage_name(control: bool, method: str | None) -> str:
+    if control:
+        return "clean_finetune"
+    return "fgsm_retrain" if method is None else f"{method}_retrain"
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--control", action="store_true", help="clean loss only (stage clean_finetune)")
+    parser.add_argument("--method", choices=["pgd"], help="craft x' with this method, not fgsm_retrain.method's "
+                        "(stage pgd_retrain)")
     parser.add_argument("--features", type=Path, required=True, help="the spectrogram stage's folder")
     parser.add_argument("--checkpoint", type=Path, required=True, help="the original model")
     parser.add_argument("--out", type=Path, help="the retrained checkpoint to write (none for the control)")
     parser.add_argument("--metrics", type=Path, required=True, help="metrics JSON to write")
     arguments = parser.parse_args()
-    run_stage(_stage_name(arguments.control), lambda: main(arguments))
+    if arguments.control and arguments.method is not None:
+        parser.error("--control trains on the clean loss only; it takes no --method")
+    run_stage(_stage_name(arguments.control, arguments.method), lambda: main(arguments))

@@ -256,6 +256,15 @@ def test_per_model_overrides_name_a_registered_model():
         validate_choices(params)
 
 
+def test_every_listed_attack_needs_a_ladder_reference_attacks_included():
+    ladders = {k: v for k, v in LADDERS.items() if k != "apgd_dlr"}
+    params = params_from_dict({"attack": {"reference": ["apgd_ce", "apgd_dlr"], "ladders": ladders}})
+    with pytest.raises(ConfigError, match=r"attack.ladders has no ladder for \['apgd_dlr'\]; every attack in "
+                                          r"attack.attacks and attack.reference needs one"):
+        validate_choices(params)
+    validate_choices(params_from_dict({"attack": {"reference": ["apgd_ce", "apgd_dlr"], "ladders": LADDERS}}))
+
+
 @pytest.mark.parametrize("seconds", [0.0, 0.1, 5.0])
 def test_sane_clip_lengths_are_accepted(seconds):
     assert params_from_dict({"audio": {"clip_seconds": seconds}}).audio.clip_seconds == seconds

@@ -108,13 +108,16 @@ def test_cell_projection_known_answer():
         # 360 x (0.004 + 0.01) = 5.04 s; + test accuracy before and after, 2 x 8 x 0.001 = 0.016 s
         "fgsm_retrain": 5.056,
         "clean_finetune": 3.616,  # the same 360 steps without the FGSM gradient: 3.6 s; + 0.016 s
+        # the same 360 steps, each crafting with PGD's 7 gradients (the default pgd_steps): 360 x (7 x 0.004 +
+        # 0.01) = 13.68 s; + 0.016 s
+        "pgd_retrain": 13.696,
         # per victim: (10 gradients + 34 for the sanity checks: BIM-b 3 x 10, FGSM 3, input gradients 1)
         # x 0.004 s = 0.176 s, + 20 forwards x 0.001 s = 0.02 s: 0.196 s; 8 victims = 1.568 s; + one pass over the
         # 8 test clips to draw the victims, 0.008 s (measured counts already hold PIA's pool)
         "attack@original": 1.576,
         "attack@retrained": 1.576,
     })
-    assert plan.total_seconds == pytest.approx(48.516) and plan.calibrated_attacks
+    assert plan.total_seconds == pytest.approx(62.212) and plan.calibrated_attacks
     # ladder (upper-bound) counts do not hold PIA's starting pool: one more pass over the test split
     upper = project(calls=AttackCalls(gradients=10, forwards=20, calibrated=False))
     assert upper.seconds["attack@original"] == pytest.approx(1.584) and not upper.calibrated_attacks
@@ -124,13 +127,13 @@ def test_cell_projection_known_answer():
     assert plan.disk_parts == {
         "audio": 9_172_800,     # 104 clips x 2 s x 22050 Hz = 44100 float16 samples = 88200 bytes each
         "features": 104_000,    # 104 clips x 1000 bytes
-        "checkpoints": 600,     # model.pt and retrained.pt, each weights + Adam's two moments: 2 x 3 x 100
+        "checkpoints": 900,     # model.pt, retrained.pt, retrained_pgd.pt: weights + Adam's two moments, 3 x 3 x 100
         # 3 attacks x 8 victims x 64 float32 = 6144 bytes of results per mode, + their resume states while the
         # stage runs; the 2 attack stages planned here: 2 x 2 x 6144
         "attacks": 24_576,
     }
-    assert plan.disk_bytes == 18_603_952  # the workspace and DVC's cache copy: 2 x 9_301_976
-    assert project(cache_links=True).disk_bytes == 9_301_976
+    assert plan.disk_bytes == 18_604_552  # the workspace and DVC's cache copy: 2 x 9_302_276
+    assert project(cache_links=True).disk_bytes == 9_302_276
     # the attack stage holds the 8 victims and two read batches of test clips (the batch being read and the one
     # prefetched), each PIA's pool batch: 4 rounded up to its forward chunk of 32, so (8 + 2 x 32) x 256 bytes =
     # 18432; and results twice (6144 x 2 = 12288). On the CPU, + 4 x 10 bytes of activations and 1000 of base RSS

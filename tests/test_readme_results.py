@@ -57,3 +57,19 @@ def test_the_reference_sentence_names_the_best_apgd_and_the_flag():
     text = readme.reference_sentence(s)
     assert "the original model 45.0 % (apgd_dlr; +10.0 points against the best of the six, p = 0.01, flagged" in text
     assert "the retrained model 10.0 % (apgd_ce; +0.0 points against the best of the six, p = 1, not flagged)" in text
+
+
+def test_the_transfer_and_pgd_sentences_state_the_summary():
+    s = {"transfer_masking_flag": 1.0, "transfer_masking_gap": 20.0, "transfer_masking_p": 0.02,
+         "pgd_accuracy_retrained": 0.6625, "accuracy_retrained": 0.8875, "pgd_accuracy_minus_fgsm_p": 0.0004,
+         "pgd_fr_at_bound": 0.05, "fgsm_fr_at_bound": 0.125, "pgd_fr_at_bound_p": 0.3, "eps_ratio": 1.83,
+         "pgd_eps_ratio": 2.66}
+    transfer = {"masking": {"n": 36, "transfer": {"cw": 0.5, "pia": 0.2}, "white_box": {"cw": 0.3, "pia": 0.0},
+                            "best_transfer": "cw", "best_white_box": "cw"}}
+    text = readme.transfer_sentence(s, transfer)
+    assert ("Of the retrained model's 36 correctly classified victims, the original model's bounded adversarials "
+            "fool at most 50.0 % (cw), its own white-box attacks 30.0 % (cw): +20.0 points, p = 0.02, flagged") in text
+    assert "not flagged" in readme.transfer_sentence({**s, "transfer_masking_flag": 0.0}, transfer)
+    text = readme.pgd_sentence(s)
+    assert "clean accuracy 66.2 % vs FGSM's 88.8 % (p < 0.001)" in text
+    assert "mean of the six, 5.0 % vs 12.5 % (p = 0.3), ε_r 1.83 vs 2.66" in text

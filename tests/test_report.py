@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -321,3 +322,50 @@ def test_the_report_says_whether_the_adversarials_survive_as_sound(tmp_path, rng
     assert "has no inverse here" in (tmp_path / "reports" / "report.md").read_text()
     run_build(tmp_path)  # without it (a library caller), no section
     assert "Beyond the study" not in (tmp_path / "reports" / "report.md").read_text()
+
+
+def _transfer_json(attacks: list[str]) -> dict:
+    entry = {"n": 20, "successes": 5, "rate": 0.25, "ci_low": 0.1, "ci_high": 0.5, "target_correct": 20,
+             "source_succeeded": 20, "fooled": 5}
+    matrix = {s: {t: {"measure": "white_box" if s == t else "transfer", **entry} for t in ("original", "retrained")}
+              for s in ("original", "retrained")}
+    return {"models": ["original", "retrained"], "n_victims": 20,
+            "attacks": {a: {"targeted": False, "matrix": matrix} for a in attacks},
+            "masking": {"n": 20, "transfer": {a: 0.25 for a in attacks}, "white_box": {a: 0.25 for a in attacks},
+                        "best_transfer": attacks[0], "best_white_box": attacks[0], "gap_points": 0.0, "p": 1.0,
+                        "flagged": 0}}
+
+
+def test_beyond_the_study_transfer_and_pgd_sections(tmp_path, rng):
+    """With the transfer stage's metrics and a PGD-retrained model's attack stage (here a copy of the
+    FGSM-retrained one's, so both columns must agree), report.md gains both sections and their figures."""
+    files = make_inputs()
+    for a in ATTACKS:  # the unbounded search's fr_at_bound as its per-victim results give it (write_results)
+        entry = files["attack_retrained.json"][a]
+        entry["fr_at_bound"] = entry["fooling_rate"] if entry.get("mean_l2", np.inf) <= 3.0 else 0.0
+    write_tree(tmp_path, files, rng=rng)
+    metrics = tmp_path / "metrics"
+    (metrics / "attack_pgd_retrained.json").write_text((metrics / "attack_retrained.json").read_text())
+    (metrics / "pgd_retrain.json").write_text((metrics / "fgsm_retrain.json").read_text())
+    shutil.copytree(metrics / "curves" / "attack_retrained", metrics / "curves" / "attack_pgd_retrained")
+    shutil.copytree(tmp_path / "build" / "attacks" / "retrained", tmp_path / "build" / "attacks" / "pgd_retrained")
+    (metrics / "transfer.json").write_text(json.dumps(_transfer_json(list(ATTACKS))))
+    summary = build_report(params=params(), metrics_dir=metrics, build_dir=tmp_path / "build",
+                           reports_dir=tmp_path / "reports", transfer=metrics / "transfer.json",
+                           pgd_mode="pgd_retrained").metrics
+    for a in ATTACKS:
+        assert summary[f"pgd_fr_at_bound_{a}"] == summary[f"fgsm_fr_at_bound_{a}"]
+        assert summary[f"transfer_rate_original_to_retrained_{a}"] == 0.25
+    assert summary["pgd_accuracy_retrained"] == summary["accuracy_retrained"]
+    assert summary["pgd_eps_ratio"] == pytest.approx(summary["eps_ratio"])
+    assert summary["transfer_masking_flag"] == 0.0
+    report = (tmp_path / "reports" / "report.md").read_text()
+    assert "## Beyond the study: do the adversarials transfer between the original and the retrained model?" in report
+    assert "## Beyond the study: FGSM or PGD retraining?" in report
+    assert "![transfer heat map](transfer.png)" in report and "](retraining_curves.png)" in report
+    for png in ("transfer.png", "retraining_curves.png"):
+        assert (tmp_path / "reports" / png).read_bytes()[:4] == b"\x89PNG"
+    (metrics / "pgd_retrain.json").unlink()
+    with pytest.raises(DataError, match="pgd_retrain.json"):
+        build_report(params=params(), metrics_dir=metrics, build_dir=tmp_path / "build",
+                     reports_dir=tmp_path / "reports", transfer=metrics / "transfer.json", pgd_mode="pgd_retrained")

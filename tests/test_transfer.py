@@ -16,13 +16,13 @@ import torch
 import yaml
 
 from advaudio.errors import ConfigError, DataError
-from advaudio.evaluation.transfer import Rate, TransferCounts, predict_classes, transfer_counts
+from advaudio.evaluation.transfer import (Rate, TransferCounts, group_matrices, predict_classes, read_run,
+                                          transfer_counts)
 from advaudio.report import grid as grid_cli
 from advaudio.report.collect import collect_grid, records_from_exp_show
 from advaudio.report.exp_files import DvcStore, ExperimentFiles
-from advaudio.report.transfer import (GroupResult, TransferReport, choose_mode, group_matrices, read_run,
-                                      transfer_groups, transfer_json, transfer_markdown, transfer_report,
-                                      write_transfer)
+from advaudio.report.transfer import (GroupResult, TransferReport, choose_mode, transfer_groups, transfer_json,
+                                      transfer_markdown, transfer_report, write_transfer)
 
 PROJECT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")

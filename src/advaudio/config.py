@@ -450,9 +450,10 @@ def validate_choices(params: Params) -> None:
             check_rung(ATTACKS.get(name), rung, key=f"attack.ladders.{name}[{i}]")
     for name in params.train.by_model:
         _check_choice("train.by_model key", name, MODELS.names())
-    missing = [a for a in params.attack.attacks if a not in params.attack.ladders]
+    missing = [a for a in (*params.attack.attacks, *params.attack.reference) if a not in params.attack.ladders]
     if missing:
-        raise ConfigError(f"attack.ladders has no ladder for {missing}; every attack in attack.attacks needs one")
+        raise ConfigError(f"attack.ladders has no ladder for {missing}; every attack in attack.attacks and "
+                          "attack.reference needs one")
     resolve_device(params.device)
 
 

@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import (AT_LEAST_ONE, FRACTION, AttackInterface, check_bound, criterion_classes,
-                                     raw_model, rung_setting)
+from advaudio.attacks.common import (AT_LEAST_ONE, FRACTION, AttackInterface, cap_epsilon_at_bound, criterion_classes,
+                                     project_l2_ball, raw_model, rung_setting)
 
 LOSSES = ("ce", "dlr")
 
@@ -64,14 +64,6 @@ def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
 
 def _l2_normalise(v: torch.Tensor) -> torch.Tensor:
     return v / v.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (v.dim() - 1))
-
-
-def _project(x0: torch.Tensor, x: torch.Tensor, epsilon: float, bounds: tuple[float, float]) -> torch.Tensor:
-    """x moved onto the L2 ball of radius ``epsilon`` around ``x0`` (if outside), then clipped to ``bounds``."""
-    delta = x - x0
-    norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
-    factor = torch.clamp(epsilon / norms, max=1.0).view(-1, *[1] * (x.dim() - 1))
-    return (x0 + delta * factor).clamp(*bounds)
 
 
 def checkpoints(steps: int) -> list[int]:
@@ -161,8 +153,8 @@ def _apgd_run(call, x0, labels, *, epsilon, steps, rho, loss_fn, generator, boun
     previous = x.clone()
     for i in range(steps):
         momentum = 0.75 if i > 0 else 1.0
-        z = _project(x0, x + eta.view(view) * _l2_normalise(grad), epsilon, bounds)
-        moved = _project(x0, x + momentum * (z - x) + (1.0 - momentum) * (x - previous), epsilon, bounds)
+        z = project_l2_ball(x0, x + eta.view(view) * _l2_normalise(grad), epsilon, bounds)
+        moved = project_l2_ball(x0, x + momentum * (z - x) + (1.0 - momentum) * (x - previous), epsilon, bounds)
         previous, x = x, moved
         new_loss, grad, now_fooled = _value_and_grad(call, loss_fn, x, labels)
         found[now_fooled] = x[now_fooled]
@@ -206,10 +198,7 @@ class _APGD(AttackInterface, fb.attacks.base.FixedEpsilonAttack):
     @classmethod
     def bounded(cls, rung: dict[str, Any], *, bound: float, n_features: int) -> dict[str, Any]:
         """``rung`` with ``epsilon = min(epsilon, bound)``: the output is then inside the ball by construction."""
-        check_bound(bound, n_features)
-        if "epsilon" not in rung:
-            return dict(rung)
-        return {**rung, "epsilon": min(float(rung["epsilon"]), float(bound))}
+        return cap_epsilon_at_bound(rung, bound=bound, n_features=n_features)
 
     def run(self, model: fb.Model, inputs: Any, criterion: Any, *, epsilon: float, **kwargs: Any) -> Any:
         raise_if_kwargs(kwargs)

@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from foolbox.attacks.base import raise_if_kwargs, verify_input_bounds
 
 from advaudio.attacks import ATTACKS
-from advaudio.attacks.common import (AT_LEAST_ONE, POSITIVE, AttackInterface, check_bound, criterion_classes,
-                                     is_adversarial, raw_model, rung_setting)
+from advaudio.attacks.common import (AT_LEAST_ONE, POSITIVE, AttackInterface, cap_epsilon_at_bound, criterion_classes,
+                                     is_adversarial, project_l2_ball, raw_model, rung_setting)
 
 
 class _L2Bounded(AttackInterface):
@@ -57,10 +57,7 @@ class _L2Bounded(AttackInterface):
 
         A rung without ``epsilon`` is returned unchanged, for the caller to reject.
         """
-        check_bound(bound, n_features)
-        if "epsilon" not in rung:
-            return dict(rung)
-        return {**rung, "epsilon": min(float(rung["epsilon"]), float(bound))}
+        return cap_epsilon_at_bound(rung, bound=bound, n_features=n_features)
 
 
 @ATTACKS.register("bim_b")
@@ -138,9 +135,7 @@ def bim_a(
         idx, g, xk = active[keep], grad[keep], xa.detach()[keep]
         view = (-1, *[1] * (g.dim() - 1))
         xk = xk + sign * step * g / g.flatten(1).norm(dim=1).clamp_min(1e-12).view(view)
-        delta = xk - x0[idx]
-        factor = torch.clamp(epsilon / delta.flatten(1).norm(dim=1).clamp_min(1e-12), max=1.0).view(view)
-        x[idx] = (x0[idx] + delta * factor).clamp(lo, hi)
+        x[idx] = project_l2_ball(x0[idx], xk, epsilon, (lo, hi))
         iterations[idx] += 1
         active = idx
     return x.detach(), iterations

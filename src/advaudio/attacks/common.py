@@ -137,6 +137,32 @@ class AttackInterface:
         raise NotImplementedError(f"{cls.__name__} does not declare its cost")
 
 
+def cap_epsilon_at_bound(rung: dict[str, Any], *, bound: float, n_features: int) -> dict[str, Any]:
+    """``rung`` with ``epsilon = min(epsilon, bound)``, the :meth:`AttackInterface.bounded` of the fixed-epsilon
+    L2 attacks (BIM, APGD): their output is then inside the ball by construction.
+
+    A rung without ``epsilon`` is returned unchanged, for the caller to reject.
+
+    Raises
+    ------
+    ValueError
+        From :func:`check_bound`.
+    """
+    check_bound(bound, n_features)
+    if "epsilon" not in rung:
+        return dict(rung)
+    return {**rung, "epsilon": min(float(rung["epsilon"]), float(bound))}
+
+
+def project_l2_ball(x0: torch.Tensor, x: torch.Tensor, epsilon: float, bounds: tuple[float, float]) -> torch.Tensor:
+    """``x`` moved onto the L2 ball of radius ``epsilon`` around ``x0`` (rows outside it only), then clipped to
+    ``bounds``: the projection of L2 BIM and APGD."""
+    delta = x - x0
+    norms = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+    factor = torch.clamp(epsilon / norms, max=1.0).view(-1, *[1] * (x.dim() - 1))
+    return (x0 + delta * factor).clamp(*bounds)
+
+
 def check_bound(bound: float, n_features: int) -> None:
     """Validate the arguments of :meth:`AttackInterface.bounded`.
 

@@ -147,6 +147,9 @@ def project_cell(
     retrain = params.fgsm_retrain.epochs * fit_rows
     plan.seconds["fgsm_retrain"] = retrain * (net.gradient_seconds + net.train_seconds) + 2 * facts.n_test * net.forward_seconds
     plan.seconds["clean_finetune"] = retrain * net.train_seconds + 2 * facts.n_test * net.forward_seconds
+    # PGD crafts x' with pgd_steps gradients per training row where FGSM takes one
+    plan.seconds["pgd_retrain"] = (retrain * (params.fgsm_retrain.pgd_steps * net.gradient_seconds + net.train_seconds)
+                                   + 2 * facts.n_test * net.forward_seconds)
     victims = params.attack.n_victims
     pia = "pia" in params.attack.attacks
     for mode, calls in attack_calls.items():
@@ -167,7 +170,8 @@ def project_cell(
     plan.disk_parts = {
         "audio": (facts.n_train_rows + facts.n_test) * facts.clip_samples * np.dtype(STORAGE_DTYPE).itemsize,
         "features": (facts.n_train_rows + facts.n_test) * clip.stored_bytes,
-        "checkpoints": 2 * net.weight_bytes * 3,  # model.pt, retrained.pt (+ optimizer state in the resume folder)
+        # model.pt, retrained.pt, retrained_pgd.pt (+ optimizer state in the resume folder)
+        "checkpoints": 3 * net.weight_bytes * 3,
         "attacks": len(attack_calls) * results * 2,  # results.npz plus the resume states while a stage runs
     }
     return plan

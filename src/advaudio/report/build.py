@@ -8,20 +8,30 @@ from advaudio.config import Params
 from advaudio.io import write_json, write_text
 from advaudio.report import figures, layout
 from advaudio.report.findings import check_findings
-from advaudio.report.inputs import MODES, read_attack_suite, read_curve, read_examples, read_json
+from advaudio.report.cell_transfer import read_cell_transfer, transfer_markdown, transfer_metrics, \
+    write_transfer_heatmap
+from advaudio.report.inputs import MODES, read_attack_metrics, read_attack_suite, read_curve, read_examples, read_json
 from advaudio.report.paired import read_victim_results
+from advaudio.report.pgd import compare_pgd, pgd_markdown
 from advaudio.report.reference import reference_checks, reference_metrics
 from advaudio.report.summary import Summary, summarize
 from advaudio.report.tables import render_report
 
 
+TRANSFER_PNG, PGD_CURVES_PNG = "transfer.png", "retraining_curves.png"
+
+
 def build_report(
     *, params: Params, metrics_dir: str | Path = "metrics", build_dir: str | Path = "build",
-    reports_dir: str | Path = "reports", round_trip: str | Path | None = None,
+    reports_dir: str | Path = "reports", round_trip: str | Path | None = None, transfer: str | Path | None = None,
+    pgd_mode: str | None = None,
 ) -> Summary:
     """Write ``<metrics_dir>/summary.json`` and ``<reports_dir>/{report.md, figure1.png, curves.png}``; with
     ``round_trip`` (the roundtrip stage's ``metrics/roundtrip.json``) the report says whether the adversarials
-    survive as sound.
+    survive as sound; with ``transfer`` (the transfer stage's ``metrics/transfer.json``) whether they transfer
+    between the original and the retrained model (and ``transfer.png``); with ``pgd_mode`` (the attack mode of
+    the PGD-retrained model, whose retraining wrote ``metrics/pgd_retrain.json``) how FGSM and PGD retraining
+    compare (and ``retraining_curves.png``).
 
     Raises
     ------
@@ -46,12 +56,30 @@ def build_report(
     summary.metrics["n_classes"] = float(len(examples["class_names"]))  # chance level, for findings over seeds
     checks = reference_checks(results=results, study=attacks, reference=reference, bound=bound)
     summary.metrics.update(reference_metrics(checks))
+    beyond = []
+    if transfer is not None:
+        transfer_data = read_cell_transfer(path=transfer, attacks=attacks + reference)
+        summary.metrics.update(transfer_metrics(transfer_data))
+        beyond.append("\n".join(transfer_markdown(transfer_data, bound=bound, heatmap_name=TRANSFER_PNG)))
+    if pgd_mode is not None:
+        pgd_attacks = read_attack_metrics(path=metrics_dir / f"attack_{pgd_mode}.json")
+        results["pgd"] = read_victim_results(path=build_dir / "attacks" / pgd_mode / "results.npz",
+                                             attacks=attacks + reference)
+        pgd_path = metrics_dir / "pgd_retrain.json"
+        comparison = compare_pgd(
+            original=suite["original"], fgsm=suite["retrained"], pgd=pgd_attacks, results=results,
+            pgd_retrain=read_json(path=pgd_path), pgd_retrain_path=pgd_path,
+            accuracy_fgsm=summary.metrics["accuracy_retrained"], target_fooling_rate=target,
+            method=params.fgsm_retrain.method, seed=params.seed)
+        summary.metrics.update(comparison.metrics)
+        beyond.append("\n".join(pgd_markdown(comparison, summary=summary.metrics, bound=bound,
+                                             fgsm_sanity=suite["retrained"].sanity, curves_name=PGD_CURVES_PNG)))
     findings = check_findings(metrics=summary.metrics, bound=bound, target_fooling_rate=target)
     write_json(metrics_dir / "summary.json", summary.metrics)
     report = render_report(
         dataset=params.dataset, representation=params.representation, model=params.model, summary=summary,
         suite=suite, findings=findings, bound=bound, target_fooling_rate=target,
-        round_trip=None if round_trip is None else read_json(path=round_trip), reference=checks,
+        round_trip=None if round_trip is None else read_json(path=round_trip), reference=checks, beyond=beyond,
     )
     write_text(reports_dir / "report.md", report)
     config = " / ".join(
@@ -59,14 +87,21 @@ def build_report(
          layout.model_label(params.model))
     )
     figures.figure1(examples=examples, attacks=summary.attacks, path=reports_dir / "figure1.png", title=config)
-    curves = {
-        a: {
-            "original": read_curve(path=metrics_dir / "curves" / "attack_original" / f"{a}.csv"),
-            "retrained": read_curve(path=metrics_dir / "curves" / "attack_retrained" / f"{a}.csv"),
-        }
-        for a in summary.attacks
-    }
+    def curves_of(mode: str, attack: str) -> tuple:
+        return read_curve(path=metrics_dir / "curves" / f"attack_{mode}" / f"{attack}.csv")
+
+    curves = {a: {"original": curves_of("original", a), "retrained": curves_of("retrained", a)}
+              for a in summary.attacks}
     figures.robustness_curves(
         curves=curves, bound=bound, target_fooling_rate=target, path=reports_dir / "curves.png"
     )
+    if transfer is not None:
+        write_transfer_heatmap(transfer_data, path=reports_dir / TRANSFER_PNG,
+                               title=f"{config}: bounded adversarials; rows: source, columns: target; diagonal: "
+                                     "white-box fooling rate, elsewhere: transfer rate")
+    if pgd_mode is not None:
+        both = {a: {"original": curves_of("original", a), "FGSM-retrained": curves_of("retrained", a),
+                    "PGD-retrained": curves_of(pgd_mode, a)} for a in attacks + reference}
+        figures.robustness_curves(curves=both, bound=bound, target_fooling_rate=target,
+                                  path=reports_dir / PGD_CURVES_PNG)
     return summary

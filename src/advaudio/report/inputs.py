@@ -8,6 +8,7 @@ The formats are those of ``docs/ARCHITECTURE.md``: ``metrics/train.json``, ``met
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,8 +130,8 @@ def read_attack_suite(*, metrics_dir: str | Path) -> dict[str, AttackMetrics]:
     return suite
 
 
-def read_curve(*, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Load a robustness curve CSV with header ``epsilon,fooling_rate``.
+def parse_curve(text: str, *, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Parse a robustness curve CSV's text (header ``epsilon,fooling_rate``); ``source`` names it in errors.
 
     Returns
     -------
@@ -140,22 +141,33 @@ def read_curve(*, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     Raises
     ------
     DataError
-        If the file is missing, lacks the two columns or holds a non-number.
+        If it lacks the two columns or a row, or holds a non-number.
     """
-    path = Path(path)
-    try:
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    except FileNotFoundError:
-        raise DataError(f"{path}: robustness curve not found (expected columns epsilon,fooling_rate)") from None
+    rows = list(csv.DictReader(io.StringIO(text)))
     if not rows or not {"epsilon", "fooling_rate"} <= set(rows[0]):
-        raise DataError(f"{path}: expected a CSV with header 'epsilon,fooling_rate' and at least one row")
+        raise DataError(f"{source}: expected a CSV with header 'epsilon,fooling_rate' and at least one row")
     try:
         eps = np.array([float(r["epsilon"]) for r in rows])
         fr = np.array([float(r["fooling_rate"]) for r in rows])
     except (TypeError, ValueError) as exc:
-        raise DataError(f"{path}: non-numeric value ({exc})") from None
+        raise DataError(f"{source}: non-numeric value ({exc})") from None
     return eps, fr
+
+
+def read_curve(*, path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Load a robustness curve CSV file (:func:`parse_curve`).
+
+    Raises
+    ------
+    DataError
+        If the file is missing, lacks the two columns or holds a non-number.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise DataError(f"{path}: robustness curve not found (expected columns epsilon,fooling_rate)") from None
+    return parse_curve(text, source=str(path))
 
 
 def read_examples(*, path: str | Path, attacks: list[str]) -> dict[str, np.ndarray]:

@@ -87,6 +87,10 @@ def results_markdown(metrics_dir: Path, seeds: Path | None = None) -> str:
                   + "; ".join(parts) + "."]
     if "reference_gap_original" in s:
         words += ["", reference_sentence(s)]
+    if "transfer_masking_flag" in s:
+        words += ["", transfer_sentence(s, _load(metrics_dir / "transfer.json"))]
+    if "pgd_fr_at_bound" in s:
+        words += ["", pgd_sentence(s)]
     if seeds is not None and seeds.is_file():
         words += ["", *spread_markdown(_load(seeds), s)]
     return "\n".join([START, *lines, *words, END])
@@ -104,6 +108,30 @@ def reference_sentence(s: dict) -> str:
                      f"against the best of the six, {_p(s[f'reference_gap_{model}_p'])}, {flag})")
     return ("**Reference attack.** APGD within the bound (docs/PROTOCOL.md \"Reference attack\"): "
             + "; ".join(parts) + ".")
+
+
+def transfer_sentence(s: dict, transfer: dict) -> str:
+    """The masking check of stage ``transfer`` (docs/PROTOCOL.md "Transfer within the cell")."""
+    m = transfer["masking"]
+    verdict = ("flagged: a sign of gradient masking" if s["transfer_masking_flag"] == 1.0 else "not flagged")
+    return ("**Transfer and gradient masking.** Of the retrained model's "
+            f"{int(m['n'])} correctly classified victims, the original model's bounded adversarials fool at most "
+            f"{100 * m['transfer'][m['best_transfer']]:.1f} % ({m['best_transfer']}), its own white-box attacks "
+            f"{100 * m['white_box'][m['best_white_box']]:.1f} % ({m['best_white_box']}): "
+            f"{s['transfer_masking_gap']:+.1f} points, {_p(s['transfer_masking_p'])}, {verdict} (docs/PROTOCOL.md "
+            "\"Transfer within the cell\"; `reports/transfer.png`).")
+
+
+def pgd_sentence(s: dict) -> str:
+    """FGSM against PGD retraining (docs/PROTOCOL.md "Adversarial retraining: FGSM or PGD")."""
+    eps = (f", ε_r {s['eps_ratio']:.2f} vs {s['pgd_eps_ratio']:.2f}"
+           if "eps_ratio" in s and "pgd_eps_ratio" in s else "")
+    return ("**FGSM or PGD retraining?** The PGD-retrained model (stage `pgd_retrain`): clean accuracy "
+            f"{100 * s['pgd_accuracy_retrained']:.1f} % vs FGSM's {100 * s['accuracy_retrained']:.1f} % "
+            f"({_p(s['pgd_accuracy_minus_fgsm_p'])}); the unbounded search's adversarials within the bound, mean of "
+            f"the six, {100 * s['pgd_fr_at_bound']:.1f} % vs {100 * s['fgsm_fr_at_bound']:.1f} % "
+            f"({_p(s['pgd_fr_at_bound_p'])}){eps} (docs/PROTOCOL.md \"Adversarial retraining: FGSM or PGD\"; "
+            "`reports/retraining_curves.png`).")
 
 
 SPREAD = (  # (finding key in tables.json "seeds", label, scale, format)

@@ -15,8 +15,6 @@ only in the retraining, so the original's numbers are the same and shown once.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import json
 import math
 import subprocess
@@ -32,6 +30,7 @@ from tabulate import tabulate
 from advaudio.errors import DataError
 from advaudio.io import write_json, write_text
 from advaudio.report import figures
+from advaudio.report.inputs import parse_curve
 
 CELL_KEYS = ("dataset", "representation", "model", "seed")
 SHARED = ("accuracy", "bounded_fooling_rate_original")  # the original model's numbers: equal in every run
@@ -72,11 +71,7 @@ def _json(repo: Path, rev: str, path: str) -> dict[str, Any]:
 
 
 def _curve(repo: Path, rev: str, path: str) -> tuple[np.ndarray, np.ndarray]:
-    rows = list(csv.DictReader(io.StringIO(_show(repo, rev, path))))
-    try:
-        return (np.array([float(r["epsilon"]) for r in rows]), np.array([float(r["fooling_rate"]) for r in rows]))
-    except (KeyError, TypeError, ValueError):
-        raise DataError(f"{rev}:{path}: expected a CSV with columns epsilon,fooling_rate") from None
+    return parse_curve(_show(repo, rev, path), source=f"{rev}:{path}")
 
 
 def resolve(repo: Path, rev: str) -> str:

@@ -136,10 +136,11 @@ def render_report(
     target_fooling_rate: float,
     round_trip: dict[str, Any] | None = None,
     reference: list[ReferenceCheck] | None = None,
+    beyond: list[str] = (),
 ) -> str:
     """The ``reports/report.md`` text for one configuration; with ``round_trip`` (``metrics/roundtrip.json``) a
     section on whether the adversarials survive as sound, with ``reference`` (:mod:`advaudio.report.reference`)
-    one on the reference attack."""
+    one on the reference attack; ``beyond`` are further sections, already rendered (transfer, FGSM vs PGD)."""
     cell = {(dataset, representation, model): summary.metrics}
     title = (
         f"# advaudio report: {layout.dataset_label(dataset)} / {layout.representation_label(representation)}"
@@ -155,6 +156,7 @@ def render_report(
         *([] if round_trip is None else [_round_trip(round_trip, attacks=summary.attacks,
                                                      representation=representation)]),
         *(["\n".join(reference_markdown(reference, bound=bound))] if reference else []),
+        *beyond,
         _sanity(summary=summary, suite=suite),
         _definitions(bound=bound, target_fooling_rate=target_fooling_rate),
     ]

@@ -10,11 +10,10 @@ grid (:mod:`advaudio.report.grid`) writes ``transfer.json``, ``transfer.md`` and
 
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,13 +21,10 @@ from tabulate import tabulate
 
 from advaudio.attacks import ATTACKS
 from advaudio.errors import ConfigError, DataError
-from advaudio.evaluation.memory import batch_size_for, free_bytes, per_sample_bytes
 from advaudio.evaluation.stage_commands import attack_modes, stage_options
-from advaudio.evaluation.transfer import Rate, TransferCounts, predict_classes, transfer_counts
-from advaudio.evaluation.victims import load_victim, load_victims
-from advaudio.features.store import read_meta
+from advaudio.evaluation.transfer import Matrix, ModelRun, Rate, TransferCounts, group_matrices, read_run
+from advaudio.evaluation.victims import load_victim
 from advaudio.io import write_json, write_text
-from advaudio.loading import read_npz
 from advaudio.report import layout
 from advaudio.report.collect import ExperimentRecord, GridTables
 from advaudio.report.exp_files import DvcStore, ExperimentFiles
@@ -38,143 +34,8 @@ DEFAULT_MODE = "original_bounded"
 JSON_NAME = "transfer.json"
 MARKDOWN_NAME = "transfer.md"
 RESULTS_NAME = "results.npz"  # what an attack stage writes into its --out folder (stages/attack.py)
-META_NAME = "meta.json"  # a features folder's description (features/store.py)
 
 GroupKey = tuple[str, str, int]  # (dataset, representation, seed)
-Matrix = dict[str, dict[str, TransferCounts]]  # source model -> target model -> counts
-
-
-@dataclass(frozen=True)
-class ModelRun:
-    """One model's side of a group in one attack mode: what it was attacked on and its clean predictions.
-
-    ``test_predictions`` are the model's classes on the whole test split, computed by its attack stage (exact
-    float32, the stage's input path); ``results`` is the stage's ``results.npz``, read one attack at a time.
-    """
-
-    model: str
-    experiment: str
-    rev: str
-    meta: dict[str, Any]
-    rows: np.ndarray
-    labels: np.ndarray
-    targets: np.ndarray
-    test_labels: np.ndarray
-    test_predictions: np.ndarray
-    attacks: tuple[str, ...]
-    results: Path
-
-    def adversarials(self, attack: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(adv, success)`` of ``attack``: ``(V, C, H, W)`` float32 and ``(V,)`` bool, one row per victim.
-
-        Raises
-        ------
-        DataError
-            Naming the file, when they are missing or not one row per victim in the model's input shape.
-        """
-        hint = f"rerun the attack stage of {self.experiment!r}"
-        z = read_npz(self.results, keys=[f"{attack}_adv", f"{attack}_success"],
-                     kind="an advaudio attack results file", hint=hint)
-        adv, success = z[f"{attack}_adv"], z[f"{attack}_success"]
-        shape = (len(self.rows), *self.meta["input_shape"])
-        if adv.shape != shape or success.shape != (len(self.rows),):
-            raise DataError(f"{self.results}: {attack}_adv {adv.shape} and {attack}_success {success.shape}; expected "
-                            f"{shape} and ({len(self.rows)},), one per victim of {self.experiment!r} ({hint})")
-        return adv, success.astype(bool)
-
-
-def read_run(*, model: str, experiment: str, rev: str, features: Path, victims: Path, results: Path) -> ModelRun:
-    """A :class:`ModelRun` from local copies of a features folder's ``meta.json`` (in ``features``), the
-    victims file and the attack stage's results.
-
-    Raises
-    ------
-    DataError
-        Naming the file, when one is missing, unreadable, or the victims and results disagree with the test split.
-    """
-    meta = read_meta(features)
-    hint = f"rerun the attack stage of {experiment!r}"
-    z = read_npz(results, keys=["test_predictions", "test_labels"], kind="an advaudio attack results file", hint=hint)
-    test_labels, test_predictions = z["test_labels"].astype(np.int64), z["test_predictions"].astype(np.int64)
-    split = (meta["storage"].get("splits") or {}).get("test")
-    if not isinstance(split, dict) or "n" not in split:
-        raise DataError(f"{features / META_NAME}: 'storage' describes no test split; expected its clip count n")
-    n_test = int(split["n"])
-    if test_labels.shape != (n_test,) or test_predictions.shape != (n_test,):
-        raise DataError(f"{results}: test_labels {test_labels.shape} and test_predictions {test_predictions.shape}; "
-                        f"expected ({n_test},) each, the test split of {features / META_NAME} ({hint})")
-    rows, targets = load_victims(victims, test_labels=test_labels)
-    with np.load(results, allow_pickle=False) as npz:  # read_npz above has checked that it is an .npz archive
-        attacks = tuple(k[: -len("_adv")] for k in npz.files if k.endswith("_adv"))
-    return ModelRun(model=model, experiment=experiment, rev=rev, meta=meta, rows=rows, labels=test_labels[rows],
-                    targets=targets, test_labels=test_labels, test_predictions=test_predictions, attacks=attacks,
-                    results=results)
-
-
-def check_group(runs: Mapping[str, ModelRun]) -> tuple[str, ...]:
-    """The attacks every run of a group has, after checking that the runs share their features.
-
-    Raises
-    ------
-    DataError
-        Naming both experiments, when their features' ``meta.json`` or test labels differ, or they stored
-        adversarials of different attacks.
-    """
-    first = next(iter(runs.values()))
-    for run in runs.values():
-        if json.dumps(run.meta, sort_keys=True) != json.dumps(first.meta, sort_keys=True) or not np.array_equal(
-                run.test_labels, first.test_labels):
-            raise DataError(f"experiments {first.experiment!r} and {run.experiment!r} were attacked on different "
-                            f"features ({META_NAME} or test labels differ); expected one features stage per "
-                            "(dataset, representation, seed)")
-        if run.attacks != first.attacks:
-            raise DataError(f"{run.results} holds adversarials of {list(run.attacks)}, {first.results} of "
-                            f"{list(first.attacks)}; expected the same attacks in every experiment of a group")
-    return first.attacks
-
-
-def group_matrices(
-    runs: Mapping[str, ModelRun],
-    *,
-    load_model: Callable[[str], torch.nn.Module],
-    device: torch.device,
-    targeted: Callable[[str], bool] = lambda name: ATTACKS.get(name).targeted,
-) -> dict[str, Matrix]:
-    """Every source's adversarials on every target, per attack: ``{attack: {source: {target: counts}}}``.
-
-    Parameters
-    ----------
-    runs : mapping of str to ModelRun
-        The group's models, in display order.
-    load_model : callable
-        Model name -> the model in eval mode on ``device`` (one is held at a time).
-    device : torch.device
-        Where the models run.
-    targeted : callable
-        Attack name -> whether it is targeted (default: the attack registry).
-
-    Raises
-    ------
-    DataError
-        From :func:`check_group` and :meth:`ModelRun.adversarials`.
-    """
-    attacks = check_group(runs)
-    input_shape = next(iter(runs.values())).meta["input_shape"]
-    out: dict[str, Matrix] = {a: {s: {} for s in runs} for a in attacks}
-    for t, target in runs.items():
-        model = load_model(t)
-        batch = batch_size_for(per_sample=per_sample_bytes(model=model, input_shape=input_shape, device=device,
-                                                           backward=False), free=free_bytes(device))
-        for s, source in runs.items():
-            clean = target.test_predictions[source.rows]  # the target on the source's clean victims
-            for a in attacks:
-                adv, success = source.adversarials(a)
-                out[a][s][t] = transfer_counts(
-                    labels=source.labels, targets=source.targets, targeted=targeted(a), source_success=success,
-                    clean_predictions=clean,
-                    adv_predictions=predict_classes(model, adv, batch_size=batch, device=device))
-        del model
-    return out
 
 
 @dataclass(frozen=True)
@@ -236,7 +97,7 @@ def transfer_report(*, grid: GridTables, store: DvcStore, mode: str, device: tor
     options = stage_options(f"attack@{mode}", root=store.repo)
     paths = {"checkpoint": options["checkpoint"], "victims": options["victims"],
              "results": str(PurePosixPath(options["out"]) / RESULTS_NAME),
-             "meta": str(PurePosixPath(options["features"]) / META_NAME)}
+             "meta": str(PurePosixPath(options["features"]) / "meta.json")}
     report = TransferReport(mode=mode)
     for key, records in transfer_groups(grid).items():
         if len(records) < 2:
