@@ -14,6 +14,7 @@ from advaudio.errors import DataError
 from advaudio.evaluation.masking import cell_transfer
 from advaudio.evaluation.transfer import predict_classes, read_run
 from advaudio.report.cell_transfer import read_cell_transfer, transfer_markdown, transfer_metrics
+from toy_attack_models import threshold_model
 
 CPU = torch.device("cpu")
 INPUT_SHAPE = [1, 1, 2]
@@ -24,14 +25,6 @@ TEST_X = np.array([[0.9, 0.1], [0.1, 0.9], [0.9, 0.2], [0.2, 0.9], [0.95, 0.1], 
 TEST_Y = np.array([0, 1, 0, 1, 0, 1, 0])
 THRESHOLD = {"original": 0.5, "retrained": 0.85}
 SWAPPED = TEST_X[:, ::-1].copy()  # every victim's classes 0 and 1 exchanged: fools both models
-
-
-def linear(threshold: float) -> torch.nn.Module:
-    layer = torch.nn.Linear(2, 3)
-    with torch.no_grad():
-        layer.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
-        layer.bias.copy_(torch.tensor([0.0, 0.0, threshold]))
-    return torch.nn.Sequential(torch.nn.Flatten(), layer).eval()
 
 
 def _write(root: Path, model: str, adversarials: np.ndarray, *, rows=None) -> dict[str, Path]:
@@ -45,7 +38,7 @@ def _write(root: Path, model: str, adversarials: np.ndarray, *, rows=None) -> di
     rows = np.arange(len(TEST_Y)) if rows is None else np.asarray(rows)
     targets = 1 - TEST_Y[rows]
     np.savez(folder / "victims.npz", rows=rows, labels=TEST_Y[rows], targets=targets)
-    net = linear(THRESHOLD[model])
+    net = threshold_model(THRESHOLD[model])
     adv = adversarials[rows].reshape(-1, *INPUT_SHAPE).astype(np.float32)
     pred = predict_classes(net, adv, batch_size=4, device=CPU)
     np.savez(folder / "results.npz", test_labels=TEST_Y,
@@ -59,7 +52,7 @@ def _transfer(tmp_path: Path, *, retrained_adv: np.ndarray, retrained_rows=None)
                                  **_write(tmp_path, "original", SWAPPED)),
             "retrained": read_run(model="retrained", experiment="r", rev="workspace",
                                   **_write(tmp_path, "retrained", retrained_adv, rows=retrained_rows))}
-    return cell_transfer(runs, load_model=lambda m: linear(THRESHOLD[m]), device=CPU, targeted=lambda a: False)
+    return cell_transfer(runs, load_model=lambda m: threshold_model(THRESHOLD[m]), device=CPU, targeted=lambda a: False)
 
 
 def test_a_transferred_attack_that_beats_a_failing_white_box_attack_is_flagged(tmp_path):

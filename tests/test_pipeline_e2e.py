@@ -126,11 +126,18 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     original_bounded = json.loads((repo / "metrics" / "attack_original_bounded.json").read_text())
     assert original_bounded["sanity"]["bounded_within_bound"] == 1  # the original model, attacked within the bound
     assert original_bounded["bound"] == json.loads((repo / "metrics" / "attack_retrained_bounded.json").read_text())["bound"]
-    for name in ("report.md", "figure1.png", "curves.png"):
+    for name in ("report.md", "figure1.png", "curves.png", "transfer.png", "retraining_curves.png"):
         assert (repo / "reports" / name).stat().st_size > 0
+    # beyond the study: the PGD-retrained model beside the FGSM one, the transfer matrices and the masking check
+    assert {"pgd_accuracy_retrained", "pgd_fr_at_bound", "fgsm_fr_at_bound", "transfer_masking_flag"} <= set(summary)
+    transfer = json.loads((repo / "metrics" / "transfer.json").read_text())
+    assert set(transfer["attacks"]) == set(attack["reference"]) | set(study)
+    assert all(e["matrix"]["original"]["retrained"]["target_correct"] >= 0 for e in transfer["attacks"].values())
+    report = (repo / "reports" / "report.md").read_text()
+    assert "FGSM or PGD retraining?" in report and "do the adversarials transfer" in report
 
     _check_summary_against_stored_results(repo, summary, attacks=study)
-    for mode in ("original", "original_bounded", "retrained_bounded", "retrained"):  # stored adversarials confirm the reported FRs
+    for mode in ("original", "original_bounded", "retrained_bounded", "retrained", "pgd_retrained"):  # stored adversarials confirm the reported FRs
         recheck = _run([sys.executable, "-m", "advaudio.evaluation.recheck", "--mode", mode], repo)
         assert recheck.returncode == 0, recheck.stdout + recheck.stderr
 

@@ -23,6 +23,7 @@ from advaudio.report.collect import collect_grid, records_from_exp_show
 from advaudio.report.exp_files import DvcStore, ExperimentFiles
 from advaudio.report.transfer import (GroupResult, TransferReport, choose_mode, transfer_groups, transfer_json,
                                       transfer_markdown, transfer_report, write_transfer)
+from toy_attack_models import threshold_model
 
 PROJECT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -41,15 +42,6 @@ ADV = {
 }
 
 
-def linear(threshold: float) -> torch.nn.Module:
-    """Logits (x0, x1, threshold) of a (1, 1, 2) input."""
-    layer = torch.nn.Linear(2, 3)
-    with torch.no_grad():
-        layer.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
-        layer.bias.copy_(torch.tensor([0.0, 0.0, threshold]))
-    return torch.nn.Sequential(torch.nn.Flatten(), layer).eval()
-
-
 def _meta() -> dict:
     return {"representation": "stft", "class_names": ["a", "b", "c"], "n_classes": 3, "input_shape": INPUT_SHAPE,
             "scaling": {}, "storage": {"dtype": "float16", "clips_per_shard": 8,
@@ -65,7 +57,7 @@ def _write_run(root: Path, model: str, *, meta: dict | None = None, drop: str | 
     (folder / "features" / "meta.json").write_text(json.dumps(meta or _meta()))
     rows, targets = np.array(VICTIMS[model]["rows"]), np.array(VICTIMS[model]["targets"])
     np.savez(folder / "victims.npz", rows=rows, labels=TEST_Y[rows], targets=targets)
-    net = linear(THRESHOLD[model])
+    net = threshold_model(THRESHOLD[model])
     results = {"test_labels": TEST_Y,
                "test_predictions": predict_classes(net, TEST_X.reshape(-1, *INPUT_SHAPE), batch_size=2, device=CPU)}
     for attack, targeted in (("tgt", True), ("untgt", False)):
@@ -83,7 +75,7 @@ def _runs(tmp_path: Path) -> dict:
 
 
 def _matrices(runs: dict) -> dict:
-    return group_matrices(runs, load_model=lambda m: linear(THRESHOLD[m]), device=CPU,
+    return group_matrices(runs, load_model=lambda m: threshold_model(THRESHOLD[m]), device=CPU,
                           targeted=lambda attack: attack == "tgt")
 
 

@@ -25,6 +25,16 @@ def linear_model(seed: int = 0, n_classes: int = K) -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(D, n_classes)).eval()
 
 
+def threshold_model(threshold: float) -> torch.nn.Module:
+    """Logits (x0, x1, threshold) of a (1, 1, 2) input: class 2 wins where both features are below ``threshold``
+    (the transfer tests' two models differ only in it)."""
+    layer = torch.nn.Linear(2, 3)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
+        layer.bias.copy_(torch.tensor([0.0, 0.0, threshold]))
+    return torch.nn.Sequential(torch.nn.Flatten(), layer).eval()
+
+
 def smooth_model(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
     return torch.nn.Sequential(
