@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--roundtrip", required=True, help="the roundtrip stage's metrics JSON")
     parser.add_argument("--transfer", required=True, help="the transfer stage's metrics JSON")
     parser.add_argument("--pgd-mode", required=True,
-                        help="the attack mode of the PGD-retrained model (attack@<mode>), beside the FGSM-retrained")
+                        help="the PGD-retrained model's unbounded attack mode (attack@<mode>; its bounded one is "
+                        "<mode>_bounded), set beside the FGSM-retrained model")
     args = parser.parse_args(argv)
     params = load_params("params.yaml", check_choices=False)
     with stage_summary("tables", "attacks") as counter:

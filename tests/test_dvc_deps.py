@@ -203,7 +203,7 @@ def test_the_attack_stages_are_one_foreach_entry_that_matches_the_modes():
     assert not [name for name in written if name.startswith("attack_")]  # no hand-written attack block left
     tables = shlex.split(written["tables"]["cmd"])
     pgd_mode = tables[tables.index("--pgd-mode") + 1]  # the PGD-retrained model's attack stage, beyond the study
-    assert set(items) == {*REPORTED_MODES, pgd_mode}
+    assert set(items) == {*REPORTED_MODES, pgd_mode, f"{pgd_mode}_bounded"}
     stages = dvc_stages()
     assert sorted(s for s in stages if s.startswith("attack")) == sorted(f"attack@{m}" for m in items)
     for mode, item in items.items():

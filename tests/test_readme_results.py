@@ -62,7 +62,7 @@ def test_the_reference_sentence_names_the_best_apgd_and_the_flag():
 def test_the_transfer_and_pgd_sentences_state_the_summary():
     s = {"transfer_masking_flag": 1.0, "transfer_masking_gap": 20.0, "transfer_masking_p": 0.02,
          "pgd_accuracy_retrained": 0.6625, "accuracy_retrained": 0.8875, "pgd_accuracy_minus_fgsm_p": 0.0004,
-         "pgd_fr_at_bound": 0.05, "fgsm_fr_at_bound": 0.125, "pgd_fr_at_bound_p": 0.3, "eps_ratio": 1.83,
+         "pgd_bounded_fooling_rate": 0.05, "bounded_fooling_rate": 0.125, "pgd_bounded_fooling_rate_p": 0.3, "eps_ratio": 1.83,
          "pgd_eps_ratio": 2.66}
     transfer = {"masking": {"n": 36, "transfer": {"cw": 0.5, "pia": 0.2}, "white_box": {"cw": 0.3, "pia": 0.0},
                             "best_transfer": "cw", "best_white_box": "cw"}}
@@ -72,4 +72,4 @@ def test_the_transfer_and_pgd_sentences_state_the_summary():
     assert "not flagged" in readme.transfer_sentence({**s, "transfer_masking_flag": 0.0}, transfer)
     text = readme.pgd_sentence(s)
     assert "clean accuracy 66.2 % vs FGSM's 88.8 % (p < 0.001)" in text
-    assert "mean of the six, 5.0 % vs 12.5 % (p = 0.3), ε_r 1.83 vs 2.66" in text
+    assert "mean of the six, 5.0 % vs 12.5 % (p = 0.3), ε_r 2.66 vs 1.83" in text

@@ -339,22 +339,20 @@ def _transfer_json(attacks: list[str]) -> dict:
 def test_beyond_the_study_transfer_and_pgd_sections(tmp_path, rng):
     """With the transfer stage's metrics and a PGD-retrained model's attack stage (here a copy of the
     FGSM-retrained one's, so both columns must agree), report.md gains both sections and their figures."""
-    files = make_inputs()
-    for a in ATTACKS:  # the unbounded search's fr_at_bound as its per-victim results give it (write_results)
-        entry = files["attack_retrained.json"][a]
-        entry["fr_at_bound"] = entry["fooling_rate"] if entry.get("mean_l2", np.inf) <= 3.0 else 0.0
-    write_tree(tmp_path, files, rng=rng)
+    write_tree(tmp_path, make_inputs(), rng=rng)
     metrics = tmp_path / "metrics"
-    (metrics / "attack_pgd_retrained.json").write_text((metrics / "attack_retrained.json").read_text())
+    for fgsm, pgd in (("retrained", "pgd_retrained"), ("retrained_bounded", "pgd_retrained_bounded")):
+        (metrics / f"attack_{pgd}.json").write_text((metrics / f"attack_{fgsm}.json").read_text())
+        shutil.copytree(tmp_path / "build" / "attacks" / fgsm, tmp_path / "build" / "attacks" / pgd)
     (metrics / "pgd_retrain.json").write_text((metrics / "fgsm_retrain.json").read_text())
     shutil.copytree(metrics / "curves" / "attack_retrained", metrics / "curves" / "attack_pgd_retrained")
-    shutil.copytree(tmp_path / "build" / "attacks" / "retrained", tmp_path / "build" / "attacks" / "pgd_retrained")
     (metrics / "transfer.json").write_text(json.dumps(_transfer_json(list(ATTACKS))))
     summary = build_report(params=params(), metrics_dir=metrics, build_dir=tmp_path / "build",
                            reports_dir=tmp_path / "reports", transfer=metrics / "transfer.json",
                            pgd_mode="pgd_retrained").metrics
     for a in ATTACKS:
-        assert summary[f"pgd_fr_at_bound_{a}"] == summary[f"fgsm_fr_at_bound_{a}"]
+        assert summary[f"pgd_bounded_fooling_rate_{a}"] == summary[f"bounded_fooling_rate_{a}"]
+        assert summary[f"pgd_bounded_fooling_rate_{a}_p"] == 1.0
         assert summary[f"transfer_rate_original_to_retrained_{a}"] == 0.25
     assert summary["pgd_accuracy_retrained"] == summary["accuracy_retrained"]
     assert summary["pgd_eps_ratio"] == pytest.approx(summary["eps_ratio"])

@@ -31,6 +31,8 @@ STAGE_RUNS = [
     pytest.param("roundtrip.py", stage_args("roundtrip"), "roundtrip", marks=_TORCH),
     pytest.param("fgsm_retrain.py", stage_args("fgsm_retrain"), "fgsm_retrain", marks=_TORCH),
     pytest.param("fgsm_retrain.py", stage_args("clean_finetune"), "clean_finetune", marks=_TORCH),
+    pytest.param("fgsm_retrain.py", stage_args("pgd_retrain"), "pgd_retrain", marks=_TORCH),
+    pytest.param("transfer.py", stage_args("transfer"), "transfer", marks=_TORCH),
 ]
 
 
@@ -56,6 +58,17 @@ def test_every_stage_script_is_checked_here():
 def test_a_bad_parameter_ends_every_stage_in_one_line(tmp_path, script, args, stage):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"train": {"epochs": "ten"}}))
     _assert_refused(_run(script, args, tmp_path), stage=stage, names="train.epochs must be an integer, got 'ten'")
+
+
+@_TORCH
+def test_missing_attack_results_end_transfer_in_one_line_naming_the_file(tmp_path):
+    from advaudio.training.fake_features import write_fake_features
+
+    write_fake_features(tmp_path / "build" / "features", n_folds=4)
+    params = yaml.safe_load((STAGES.parent / "params.yaml").read_text())
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**params, "device": "cpu"}))
+    _assert_refused(_run("transfer.py", stage_args("transfer"), tmp_path), stage="transfer",
+                    names="build/attacks/original_bounded/results.npz")
 
 
 def test_a_validation_fold_outside_the_pool_ends_train_in_one_line(tmp_path):

@@ -30,8 +30,8 @@ def build_report(
     ``round_trip`` (the roundtrip stage's ``metrics/roundtrip.json``) the report says whether the adversarials
     survive as sound; with ``transfer`` (the transfer stage's ``metrics/transfer.json``) whether they transfer
     between the original and the retrained model (and ``transfer.png``); with ``pgd_mode`` (the attack mode of
-    the PGD-retrained model, whose retraining wrote ``metrics/pgd_retrain.json``) how FGSM and PGD retraining
-    compare (and ``retraining_curves.png``).
+    the PGD-retrained model's unbounded search; ``<pgd_mode>_bounded`` its bounded stage; its retraining wrote
+    ``metrics/pgd_retrain.json``) how FGSM and PGD retraining compare (and ``retraining_curves.png``).
 
     Raises
     ------
@@ -62,12 +62,15 @@ def build_report(
         summary.metrics.update(transfer_metrics(transfer_data))
         beyond.append("\n".join(transfer_markdown(transfer_data, bound=bound, heatmap_name=TRANSFER_PNG)))
     if pgd_mode is not None:
-        pgd_attacks = read_attack_metrics(path=metrics_dir / f"attack_{pgd_mode}.json")
-        results["pgd"] = read_victim_results(path=build_dir / "attacks" / pgd_mode / "results.npz",
-                                             attacks=attacks + reference)
+        pgd_modes = {"unbounded": pgd_mode, "bounded": f"{pgd_mode}_bounded"}
+        pgd_attacks = {k: read_attack_metrics(path=metrics_dir / f"attack_{m}.json") for k, m in pgd_modes.items()}
+        for key, mode in (("pgd", pgd_modes["unbounded"]), ("pgd_bounded", pgd_modes["bounded"])):
+            results[key] = read_victim_results(path=build_dir / "attacks" / mode / "results.npz",
+                                               attacks=attacks + reference)
         pgd_path = metrics_dir / "pgd_retrain.json"
         comparison = compare_pgd(
-            original=suite["original"], fgsm=suite["retrained"], pgd=pgd_attacks, results=results,
+            original=suite["original"], fgsm={"unbounded": suite["retrained"], "bounded": suite["retrained_bounded"]},
+            pgd=pgd_attacks, results=results,
             pgd_retrain=read_json(path=pgd_path), pgd_retrain_path=pgd_path,
             accuracy_fgsm=summary.metrics["accuracy_retrained"], target_fooling_rate=target,
             method=params.fgsm_retrain.method, seed=params.seed)

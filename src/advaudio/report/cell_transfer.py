@@ -87,7 +87,7 @@ def transfer_markdown(data: dict[str, Any], *, bound: float, heatmap_name: str) 
         lines.append(f"| {a}{' (targeted)' if entry.get('targeted') else ''} | {_entry(x['original']['original'])} | "
                      f"{_entry(x['original']['retrained'])} | {_entry(x['retrained']['retrained'])} | "
                      f"{_entry(x['retrained']['original'])} |")
-    p = "< 0.001" if m["p"] < 0.001 else f"{m['p']:.2g}"
+    p = "p < 0.001" if m["p"] < 0.001 else f"p = {m['p']:.2g}"
     verdict = ("**flagged: a transferred attack beats every white-box attack, a sign of gradient masking**"
                if m["flagged"] else "not flagged")
     lines += [
@@ -96,7 +96,7 @@ def transfer_markdown(data: dict[str, Any], *, bound: float, heatmap_name: str) 
         f"retrained model's {int(m['n'])} correctly classified victims, the best transferred attack "
         f"({m['best_transfer']}) fools {100 * m['transfer'][m['best_transfer']]:.1f} %, the best white-box attack "
         f"({m['best_white_box']}) {100 * m['white_box'][m['best_white_box']]:.1f} % ({m['gap_points']:+.1f} points, "
-        f"McNemar p = {p}): {verdict}.",
+        f"McNemar {p}): {verdict}.",
         "",
         f"![transfer heat map]({heatmap_name})",
         "",

@@ -89,7 +89,7 @@ def results_markdown(metrics_dir: Path, seeds: Path | None = None) -> str:
         words += ["", reference_sentence(s)]
     if "transfer_masking_flag" in s:
         words += ["", transfer_sentence(s, _load(metrics_dir / "transfer.json"))]
-    if "pgd_fr_at_bound" in s:
+    if "pgd_bounded_fooling_rate" in s:
         words += ["", pgd_sentence(s)]
     if seeds is not None and seeds.is_file():
         words += ["", *spread_markdown(_load(seeds), s)]
@@ -124,13 +124,13 @@ def transfer_sentence(s: dict, transfer: dict) -> str:
 
 def pgd_sentence(s: dict) -> str:
     """FGSM against PGD retraining (docs/PROTOCOL.md "Adversarial retraining: FGSM or PGD")."""
-    eps = (f", ε_r {s['eps_ratio']:.2f} vs {s['pgd_eps_ratio']:.2f}"
+    eps = (f", ε_r {s['pgd_eps_ratio']:.2f} vs {s['eps_ratio']:.2f}"
            if "eps_ratio" in s and "pgd_eps_ratio" in s else "")
     return ("**FGSM or PGD retraining?** The PGD-retrained model (stage `pgd_retrain`): clean accuracy "
             f"{100 * s['pgd_accuracy_retrained']:.1f} % vs FGSM's {100 * s['accuracy_retrained']:.1f} % "
-            f"({_p(s['pgd_accuracy_minus_fgsm_p'])}); the unbounded search's adversarials within the bound, mean of "
-            f"the six, {100 * s['pgd_fr_at_bound']:.1f} % vs {100 * s['fgsm_fr_at_bound']:.1f} % "
-            f"({_p(s['pgd_fr_at_bound_p'])}){eps} (docs/PROTOCOL.md \"Adversarial retraining: FGSM or PGD\"; "
+            f"({_p(s['pgd_accuracy_minus_fgsm_p'])}); fooling rate within the bound, mean of the six, "
+            f"{100 * s['pgd_bounded_fooling_rate']:.1f} % vs {100 * s['bounded_fooling_rate']:.1f} % "
+            f"({_p(s['pgd_bounded_fooling_rate_p'])}){eps} (docs/PROTOCOL.md \"Adversarial retraining: FGSM or PGD\"; "
             "`reports/retraining_curves.png`).")
 
 
