@@ -129,7 +129,7 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     for name in ("report.md", "figure1.png", "curves.png", "transfer.png", "retraining_curves.png"):
         assert (repo / "reports" / name).stat().st_size > 0
     # beyond the study: the PGD-retrained model beside the FGSM one, the transfer matrices and the masking check
-    assert {"pgd_accuracy_retrained", "pgd_fr_at_bound", "fgsm_fr_at_bound", "transfer_masking_flag"} <= set(summary)
+    assert {"pgd_accuracy_retrained", "pgd_bounded_fooling_rate", "transfer_masking_flag"} <= set(summary)
     transfer = json.loads((repo / "metrics" / "transfer.json").read_text())
     assert set(transfer["attacks"]) == set(attack["reference"]) | set(study)
     assert all(e["matrix"]["original"]["retrained"]["target_correct"] >= 0 for e in transfer["attacks"].values())
@@ -137,7 +137,8 @@ def test_tiny_pipeline_end_to_end(tmp_path):
     assert "FGSM or PGD retraining?" in report and "do the adversarials transfer" in report
 
     _check_summary_against_stored_results(repo, summary, attacks=study)
-    for mode in ("original", "original_bounded", "retrained_bounded", "retrained", "pgd_retrained"):  # stored adversarials confirm the reported FRs
+    for mode in ("original", "original_bounded", "retrained_bounded", "retrained", "pgd_retrained_bounded",
+                 "pgd_retrained"):  # stored adversarials confirm the reported FRs
         recheck = _run([sys.executable, "-m", "advaudio.evaluation.recheck", "--mode", mode], repo)
         assert recheck.returncode == 0, recheck.stdout + recheck.stderr
 
