@@ -12,6 +12,7 @@ from typing import Any, Iterable
 from advaudio.errors import DataError
 from advaudio.report import layout
 from advaudio.report.seeds import findings_markdown, findings_over_seeds, mean_metrics
+from advaudio.report.beyond import beyond_markdown, beyond_runs
 from advaudio.report.reference import flagged_markdown, flagged_runs
 from advaudio.report.study_values import PUBLISHED_DATASETS
 from advaudio.report.tables import CellKey, TABLES, cell_value, published_cells, render_layout_tables
@@ -176,6 +177,7 @@ def grid_markdown(grid: GridTables) -> str:
             parts.extend(findings_markdown(findings_over_seeds(summaries)))
             parts.append("")
     parts.extend(flagged_markdown(flagged_runs(grid.seeds), any_reference=_any_reference(grid)))
+    parts.extend(beyond_markdown(beyond_runs(grid.seeds)))
     return "\n".join(parts) + "\n"
 
 
@@ -220,6 +222,9 @@ def grid_json(grid: GridTables) -> dict[str, Any]:
     ]
     if _any_reference(grid):
         out["reference_flags"] = flagged_runs(grid.seeds)
+    beyond = beyond_runs(grid.seeds)
+    if beyond:
+        out["beyond"] = beyond
     return out
 
 
