@@ -22,7 +22,7 @@ import torch
 from advaudio.attacks import ATTACKS
 from advaudio.errors import DataError
 from advaudio.evaluation.stats import mcnemar_p, significant
-from advaudio.evaluation.transfer import (ModelRun, Predictions, TransferCounts, entry_hits, group_predictions,
+from advaudio.evaluation.transfer import (ModelRun, Predictions, entry_hits, group_predictions, matrices_of,
                                           read_run)
 from advaudio.evaluation.victims import load_victim
 
@@ -139,13 +139,12 @@ def cell_transfer(
     check_same_victims(runs)
     predictions = group_predictions(runs, load_model=load_model, device=device)
     attacks: dict[str, Any] = {}
-    for a in predictions:
+    for a, counts_of in matrices_of(runs, predictions, targeted=targeted).items():
         matrix: dict[str, dict[str, Any]] = {}
         for s in MODELS:
             matrix[s] = {}
             for t in MODELS:
-                counts = TransferCounts(*(int(v.sum()) for v in entry_hits(runs, predictions, attack=a, source=s,
-                                                                           target=t, targeted=targeted(a))))
+                counts = counts_of[s][t]
                 rate = (counts.fooling_rate() if s == t else counts.transfer_rate()).to_json()
                 if rate["rate"] is None:
                     del rate["rate"]  # DVC metrics hold numbers only

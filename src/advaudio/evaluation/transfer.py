@@ -124,7 +124,7 @@ def transfer_hits(
               "clean_predictions": clean_predictions, "adv_predictions": adv_predictions}
     shapes = {k: np.shape(v) for k, v in arrays.items()}
     if len(set(shapes.values())) != 1 or len(shapes["labels"]) != 1:
-        raise ValueError(f"transfer_counts needs one value per victim in every array; got shapes {shapes}")
+        raise ValueError(f"transfer_hits needs one value per victim in every array; got shapes {shapes}")
     asked = np.asarray(clean_predictions) == np.asarray(labels)  # the target gets the clean victim right
     succeeded = asked & np.asarray(source_success, dtype=bool)
     hit = succeeded & fools(predictions=np.asarray(adv_predictions), labels=np.asarray(labels),
@@ -305,7 +305,12 @@ def group_matrices(
     DataError
         From :func:`check_group` and :meth:`ModelRun.adversarials`.
     """
-    predictions = group_predictions(runs, load_model=load_model, device=device)
+    return matrices_of(runs, group_predictions(runs, load_model=load_model, device=device), targeted=targeted)
+
+
+def matrices_of(runs: Mapping[str, ModelRun], predictions: Predictions, *,
+                targeted: Callable[[str], bool]) -> dict[str, Matrix]:
+    """:func:`group_matrices` from :func:`group_predictions`' output (for callers that also need the hits)."""
     return {a: {s: {t: TransferCounts(*(int(v.sum()) for v in entry_hits(runs, predictions, attack=a, source=s,
                                                                           target=t, targeted=targeted(a))))
                     for t in runs} for s in runs} for a in predictions}
